@@ -1,0 +1,55 @@
+// World: the sans-I/O core of qworld (specs/physical.md). It owns the quantum
+// state of every emulated qubit, runs heralded generation for every link, and
+// answers the requests of every node. It does no I/O and reads no clock: each
+// request comes with the emulated time it arrived, and every answer leaves
+// through Output with the emulated time at which it must reach its node. The
+// qworld daemon (emulator/qworld) and the sim backend drive the same class.
+#ifndef QNET_EMULATOR_WORLD_WORLD_H_
+#define QNET_EMULATOR_WORLD_WORLD_H_
+
+#include <memory>
+#include <string>
+
+#include "qnet/physical/v1/physical.pb.h"
+#include "qnet/results/v1/results.pb.h"
+#include "stack/random.h"
+#include "stack/time.h"
+#include "stack/topology.h"
+
+namespace qnet::world {
+
+class World {
+ public:
+  class Output {
+   public:
+    virtual ~Output() = default;
+    // Deliver `message` to `node` at emulated time `at` (>= the time of the
+    // request that caused it). Deliveries to one node with equal `at` must be
+    // delivered in the order they were emitted.
+    virtual void Deliver(const std::string& node, physical::v1::WorldToNode message, Time at) = 0;
+    // A record for qworld's trace (HeraldTruth and drops), never shown to nodes.
+    virtual void Record(results::v1::TraceRecord record) = 0;
+  };
+
+  World(const Topology& topology, Rng rng, Output* output);
+  ~World();
+  World(const World&) = delete;
+  World& operator=(const World&) = delete;
+
+  // Handles one frame from `node` (already parsed) that arrived at `now`.
+  // Invalid requests are answered with an Error message and counted; they
+  // never change any quantum state (PHYS-E*).
+  void Handle(const std::string& node, const physical::v1::NodeToWorld& request, Time now);
+
+  // Statistics for benchmarks and tests.
+  uint64_t operations() const;
+  uint64_t errors() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace qnet::world
+
+#endif  // QNET_EMULATOR_WORLD_WORLD_H_
