@@ -1,0 +1,260 @@
+#include "emulator/node/node.h"
+
+#include <map>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+#include "link/egp.h"
+#include "link/memory_pool.h"
+
+namespace qnet::node {
+
+using results::v1::DropReason;
+
+namespace {
+
+link::v1::BasisChoice ToBasisChoice(BasisSet b) {
+  switch (b) {
+    case BasisSet::kZ: return link::v1::BASIS_CHOICE_Z;
+    case BasisSet::kX: return link::v1::BASIS_CHOICE_X;
+    case BasisSet::kY: return link::v1::BASIS_CHOICE_Y;
+    case BasisSet::kXZ: return link::v1::BASIS_CHOICE_XZ;
+    case BasisSet::kXYZ: return link::v1::BASIS_CHOICE_XYZ;
+  }
+  return link::v1::BASIS_CHOICE_XZ;
+}
+
+}  // namespace
+
+// The link-layer workload of this node: issues the topology's <request>s at
+// their start times and consumes the kept pairs (holds each for the request's
+// hold-s, then releases its slot).
+class Node::Impl : public link::LinkListener {
+ public:
+  Impl(const Topology& topology, std::string name, Env env, Rng rng)
+      : topology_(topology), name_(std::move(name)), env_(std::move(env)), rng_(std::move(rng)) {
+    const HardwareSpec* hw = topology_.HardwareOf(name_);
+    memory_ = std::make_unique<link::MemoryPool>(hw ? hw->memories : 0, env_.physical);
+    for (const LinkSpec& spec : topology_.links) {
+      if (spec.a != name_ && spec.b != name_) continue;
+      const std::string neighbour = spec.a == name_ ? spec.b : spec.a;
+      auto send = [this, neighbour](const link::v1::LinkFrame& lf) {
+        wire::v1::Frame frame;
+        frame.set_version(1);
+        frame.set_from_node(name_);
+        *frame.mutable_link() = lf;
+        env_.send(neighbour, frame);
+      };
+      auto egp = std::make_unique<link::Egp>(spec, name_, env_.runtime, env_.physical, memory_.get(),
+                                             std::move(send), this, env_.tracer,
+                                             rng_.Fork("egp/" + spec.name));
+      by_neighbour_[neighbour] = egp.get();
+      links_[spec.name] = LinkEnd{&spec, neighbour, std::move(egp)};
+    }
+  }
+
+  void Start() {
+    for (const RequestSpec& r : topology_.requests) {
+      if (r.from != name_) continue;
+      auto timer = env_.runtime->CreateTimer([this, &r] { Issue(r); });
+      timer->ArmAt(Time::FromSeconds(r.start_s));
+      workload_timers_.push_back(std::move(timer));
+    }
+  }
+
+  void Stop() {
+    stopped_ = true;
+    workload_timers_.clear();
+  }
+
+  void Issue(const RequestSpec& r) {
+    if (stopped_) return;
+    auto it = by_neighbour_.find(r.to);
+    if (it == by_neighbour_.end()) {
+      env_.tracer->Drop(results::v1::DROP_REASON_UNKNOWN_LINK,
+                        absl::StrCat("request to ", r.to, ": not a neighbour of ", name_));
+      return;
+    }
+    link::v1::Create create;
+    create.set_remote_node(r.to);
+    create.set_pairs(r.pairs);
+    create.set_min_fidelity(r.min_fidelity);
+    if (r.max_time_s > 0) {
+      *create.mutable_max_time() =
+          google::protobuf::util::TimeUtil::NanosecondsToDuration(static_cast<int64_t>(r.max_time_s * 1e9));
+    }
+    create.set_purpose_id(r.purpose_id);
+    create.set_priority(r.priority);
+    create.set_type(r.kind == RequestKind::kKeep ? link::v1::REQUEST_TYPE_KEEP
+                                                 : link::v1::REQUEST_TYPE_MEASURE);
+    if (r.kind == RequestKind::kMeasure) create.set_basis(ToBasisChoice(r.basis));
+    absl::StatusOr<uint64_t> id = it->second->Create(create);
+    if (!id.ok()) {
+      // Refused at once: the link layer traced the CREATE; record the refusal as an ERR.
+      ++errs_;
+      results::v1::TraceRecord rec;
+      auto* err = rec.mutable_err();
+      err->set_code(ErrorCodeOf(id.status()));
+      err->set_detail(std::string(id.status().message()));
+      err->set_origin(name_);
+      err->set_link(it->second == nullptr ? "" : LinkNameTo(r.to));
+      err->set_time_ns(env_.runtime->Now().nanos());
+      env_.tracer->Record(std::move(rec));
+    }
+  }
+
+  static link::v1::ErrorCode ErrorCodeOf(const absl::Status& s) {
+    link::v1::ErrorCode code = link::v1::ERROR_CODE_CREATE;
+    const std::string msg(s.message());
+    for (int c = link::v1::ErrorCode_MIN; c <= link::v1::ErrorCode_MAX; ++c) {
+      if (!link::v1::ErrorCode_IsValid(c) || c == 0) continue;
+      const std::string n = link::v1::ErrorCode_Name(static_cast<link::v1::ErrorCode>(c));
+      const std::string shortname = n.substr(std::string("ERROR_CODE_").size());
+      if (msg.rfind(n, 0) == 0 || msg.rfind(shortname, 0) == 0) code = static_cast<link::v1::ErrorCode>(c);
+    }
+    return code;
+  }
+
+  std::string LinkNameTo(const std::string& neighbour) const {
+    for (const auto& [lname, end] : links_)
+      if (end.neighbour == neighbour) return lname;
+    return "";
+  }
+
+  // LinkListener: the workload is the layer above the link layer here.
+  void OnOk(const link::v1::Ok& ok) override {
+    ++oks_;
+    if (!ok.has_slot()) return;
+    auto lit = links_.find(ok.link());
+    if (lit == links_.end()) return;
+    link::Egp* egp = lit->second.egp.get();
+    const double hold_s = HoldFor(ok);
+    const uint32_t slot = ok.slot();
+    if (hold_s <= 0) {
+      egp->Release(slot);
+      return;
+    }
+    // Hold the pair, then free its memory.
+    const uint64_t key = next_hold_++;
+    auto timer = env_.runtime->CreateTimer([this, egp, slot, key] {
+      egp->Release(slot);
+      holds_.erase(key);
+    });
+    timer->ArmAt(env_.runtime->Now() + absl::Nanoseconds(static_cast<int64_t>(hold_s * 1e9)));
+    holds_[key] = std::move(timer);
+  }
+
+  void OnErr(const link::v1::Err&) override { ++errs_; }
+
+  double HoldFor(const link::v1::Ok& ok) const {
+    for (const RequestSpec& r : topology_.requests) {
+      if (r.from == ok.pair().origin() && r.to == ok.pair().partner() && r.purpose_id == ok.purpose_id())
+        return r.hold_s;
+    }
+    return 0;
+  }
+
+  void OnFrame(const std::string& neighbour, const wire::v1::Frame& frame) {
+    if (frame.version() != 1) {
+      return Drop(DropReason::DROP_REASON_VERSION_MISMATCH,
+                  absl::StrCat("frame version ", frame.version(), " from ", neighbour));
+    }
+    if (frame.from_node() != neighbour) {
+      return Drop(DropReason::DROP_REASON_UNEXPECTED_FRAME,
+                  absl::StrCat("frame claims sender '", frame.from_node(), "' on the connection of ",
+                               neighbour));
+    }
+    switch (frame.body_case()) {
+      case wire::v1::Frame::kLink: {
+        auto it = links_.find(frame.link().link());
+        if (it == links_.end() || it->second.neighbour != neighbour) {
+          return Drop(DropReason::DROP_REASON_UNKNOWN_LINK,
+                      absl::StrCat("link frame for '", frame.link().link(), "' from ", neighbour));
+        }
+        it->second.egp->OnPeerFrame(frame.link());
+        return;
+      }
+      case wire::v1::Frame::kHello:
+        return;  // the connection layer already used it; repeats are harmless
+      case wire::v1::Frame::kError:
+        return Drop(DropReason::DROP_REASON_UNEXPECTED_FRAME,
+                    absl::StrCat("peer ", neighbour, " reported error ",
+                                 wire::v1::FrameErrorCode_Name(frame.error().code()), ": ",
+                                 frame.error().detail()));
+      default:
+        return Drop(DropReason::DROP_REASON_UNEXPECTED_FRAME,
+                    absl::StrCat("frame with no known body from ", neighbour));
+    }
+  }
+
+  void OnBadFrame(const std::string& neighbour, bool oversized, const std::string& detail) {
+    Drop(oversized ? DropReason::DROP_REASON_OVERSIZED_FRAME : DropReason::DROP_REASON_MALFORMED_FRAME,
+         absl::StrCat("from ", neighbour, ": ", detail));
+  }
+
+  void OnHerald(const physical::v1::Herald& herald) {
+    auto it = links_.find(herald.link());
+    if (it == links_.end()) {
+      return Drop(DropReason::DROP_REASON_UNKNOWN_LINK, absl::StrCat("herald for link '", herald.link(), "'"));
+    }
+    it->second.egp->OnHerald(herald);
+  }
+
+  void Drop(DropReason reason, std::string detail) {
+    ++drops_;
+    env_.tracer->Drop(reason, std::move(detail));
+  }
+
+  struct LinkEnd {
+    const LinkSpec* spec = nullptr;
+    std::string neighbour;
+    std::unique_ptr<link::Egp> egp;
+  };
+
+  const Topology& topology_;
+  std::string name_;
+  Env env_;
+  Rng rng_;
+  std::unique_ptr<link::MemoryPool> memory_;
+  std::map<std::string, LinkEnd> links_;  // by link name
+  std::map<std::string, link::Egp*> by_neighbour_;
+  std::vector<std::unique_ptr<Timer>> workload_timers_;
+  std::map<uint64_t, std::unique_ptr<Timer>> holds_;
+  uint64_t next_hold_ = 1;
+  bool stopped_ = false;
+  uint64_t oks_ = 0, errs_ = 0, drops_ = 0;
+};
+
+Node::Node(const Topology& topology, std::string name, Env env, Rng rng)
+    : impl_(std::make_unique<Impl>(topology, std::move(name), std::move(env), std::move(rng))) {}
+Node::~Node() = default;
+
+const std::string& Node::name() const { return impl_->name_; }
+void Node::Start() { impl_->Start(); }
+void Node::Stop() { impl_->Stop(); }
+void Node::OnFrame(const std::string& neighbour, const wire::v1::Frame& frame) {
+  impl_->OnFrame(neighbour, frame);
+}
+void Node::OnBadFrame(const std::string& neighbour, bool oversized, const std::string& detail) {
+  impl_->OnBadFrame(neighbour, oversized, detail);
+}
+void Node::OnHerald(const physical::v1::Herald& herald) { impl_->OnHerald(herald); }
+void Node::OnMeasureResult(const physical::v1::MeasureResult& result) {
+  impl_->Drop(DropReason::DROP_REASON_UNEXPECTED_FRAME,
+              absl::StrCat("measure result ", result.request_id(), " nobody asked for"));
+}
+void Node::OnBellMeasureResult(const physical::v1::BellMeasureResult& result) {
+  impl_->Drop(DropReason::DROP_REASON_UNEXPECTED_FRAME,
+              absl::StrCat("Bell measurement result ", result.request_id(), " nobody asked for"));
+}
+void Node::OnPhysicalError(const physical::v1::Error& error) {
+  impl_->Drop(DropReason::DROP_REASON_PHYSICS_ERROR,
+              absl::StrCat(physical::v1::ErrorCode_Name(error.code()), ": ", error.detail()));
+}
+uint64_t Node::oks() const { return impl_->oks_; }
+uint64_t Node::errs() const { return impl_->errs_; }
+uint64_t Node::drops() const { return impl_->drops_; }
+
+}  // namespace qnet::node
