@@ -1,8 +1,9 @@
 // Trace files: one qnet.results.v1.TraceRecord per line in Protobuf's JSON
-// mapping (specs/topology.md, "Traces").
+// mapping (specs/topology.md, "Results", RES-1..RES-5).
 #ifndef QNET_STACK_JSON_LINES_H_
 #define QNET_STACK_JSON_LINES_H_
 
+#include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -16,23 +17,47 @@
 namespace qnet {
 
 // A Tracer that appends JSON lines to a file, stamping node and time from the clock.
+// Lines are written whole (RES-3): buffered, they reach the file when 64 KiB have
+// accumulated, when a record is 20 ms of emulated time or more after the last
+// write, on Flush() and on destruction. Not thread-safe (one per runtime thread).
 class JsonLinesTracer : public Tracer {
  public:
-  // Opens (truncates) `path`. Check ok() before use.
+  // Opens (truncates) `path`. Check ok() before use. `clock` may be null (then
+  // records keep the time_ns they carry).
   JsonLinesTracer(const std::string& path, std::string node, const Clock* clock);
   ~JsonLinesTracer() override;
+  JsonLinesTracer(const JsonLinesTracer&) = delete;
+  JsonLinesTracer& operator=(const JsonLinesTracer&) = delete;
+
   bool ok() const { return file_ != nullptr; }
+  // Fills `node` and `time_ns` when unset (empty / 0), then buffers one line.
   void Record(results::v1::TraceRecord record) override;
   void Flush();
+
+  uint64_t records() const { return records_; }
+  // Records that could not be serialised or written (disk full etc.).
+  uint64_t failed() const { return failed_; }
 
  private:
   std::FILE* file_ = nullptr;
   std::string node_;
   const Clock* clock_;
+  std::string buffer_;
+  int64_t last_flush_ns_ = -20'000'000;  // the first record is written at once
+  uint64_t records_ = 0;
+  uint64_t failed_ = 0;
 };
 
-// Reads a trace file. A line that does not parse is an error naming the line.
+// Reads a trace file. A line that does not parse is an error naming the line;
+// blank lines are skipped and unknown fields ignored (RES-2).
 absl::StatusOr<std::vector<results::v1::TraceRecord>> ReadTraceFile(const std::string& path);
+
+// Streams a trace file record by record (in file order) without holding it in
+// memory. With `malformed` null a bad line is an error naming the line (as
+// ReadTraceFile); otherwise bad lines are skipped and counted in *malformed.
+absl::Status ForEachTraceRecord(const std::string& path,
+                                const std::function<void(results::v1::TraceRecord&&)>& fn,
+                                uint64_t* malformed = nullptr);
 
 }  // namespace qnet
 

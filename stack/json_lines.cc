@@ -1,0 +1,104 @@
+// Trace files (specs/topology.md RES-1..RES-5).
+#include "stack/json_lines.h"
+
+#include <fstream>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace qnet {
+namespace {
+
+// RES-3: buffered lines reach the file once this much text or this much emulated
+// time has accumulated since the last write, and on Flush() / destruction.
+constexpr size_t kFlushBytes = 64 << 10;
+constexpr int64_t kFlushIntervalNs = 20'000'000;
+
+}  // namespace
+
+JsonLinesTracer::JsonLinesTracer(const std::string& path, std::string node, const Clock* clock)
+    : node_(std::move(node)), clock_(clock) {
+  file_ = std::fopen(path.c_str(), "we");  // close-on-exec: launchers fork children
+  if (file_ != nullptr) buffer_.reserve(kFlushBytes + 4096);
+}
+
+JsonLinesTracer::~JsonLinesTracer() {
+  if (file_ == nullptr) return;
+  Flush();
+  std::fclose(file_);
+}
+
+void JsonLinesTracer::Record(results::v1::TraceRecord record) {
+  if (file_ == nullptr) return;
+  if (record.node().empty()) record.set_node(node_);
+  if (record.time_ns() == 0 && clock_ != nullptr) {
+    record.set_time_ns(static_cast<uint64_t>(clock_->Now().nanos()));
+  }
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = false;
+  options.preserve_proto_field_names = false;
+  std::string line;
+  if (!google::protobuf::util::MessageToJsonString(record, &line, options).ok()) {
+    ++failed_;
+    return;
+  }
+  buffer_ += line;
+  buffer_ += '\n';
+  ++records_;
+  const int64_t t = static_cast<int64_t>(record.time_ns());
+  if (buffer_.size() >= kFlushBytes || t - last_flush_ns_ >= kFlushIntervalNs ||
+      t < last_flush_ns_) {
+    last_flush_ns_ = t;
+    Flush();
+  }
+}
+
+void JsonLinesTracer::Flush() {
+  if (file_ == nullptr) return;
+  if (!buffer_.empty()) {
+    if (std::fwrite(buffer_.data(), 1, buffer_.size(), file_) != buffer_.size()) ++failed_;
+    buffer_.clear();
+  }
+  if (std::fflush(file_) != 0) ++failed_;
+}
+
+absl::Status ForEachTraceRecord(const std::string& path,
+                                const std::function<void(results::v1::TraceRecord&&)>& fn,
+                                uint64_t* malformed) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open trace file"));
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;  // RES-2: readers ignore fields they do not know
+  std::string line;
+  for (int line_number = 1; std::getline(in, line); ++line_number) {
+    if (absl::StripAsciiWhitespace(line).empty()) continue;
+    results::v1::TraceRecord record;
+    const auto status = google::protobuf::util::JsonStringToMessage(line, &record, options);
+    if (!status.ok()) {
+      if (malformed != nullptr) {
+        ++*malformed;
+        continue;
+      }
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ":", line_number,
+                       ": not a TraceRecord JSON line: ", std::string(status.message())));
+    }
+    fn(std::move(record));
+  }
+  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read error"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<results::v1::TraceRecord>> ReadTraceFile(const std::string& path) {
+  std::vector<results::v1::TraceRecord> records;
+  absl::Status status = ForEachTraceRecord(
+      path, [&](results::v1::TraceRecord&& r) { records.push_back(std::move(r)); });
+  if (!status.ok()) return status;
+  return records;
+}
+
+}  // namespace qnet

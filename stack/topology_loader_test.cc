@@ -1,0 +1,394 @@
+// Topology loader: the example topologies load, every attribute lands in the
+// model with its unit, and each kind of bad input is refused with file, line and
+// attribute in the message (specs/topology.md TOPO-1..TOPO-13).
+#include "stack/topology_loader.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "stack/heralding_model.h"
+
+namespace qnet {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+const std::string kTopologies = std::string(QNET_SOURCE_DIR) + "/emulator/topologies/";
+
+// Lines 1-5 are fixed; the body starts on line 6.
+std::string Net(const std::string& body, const std::string& network_attrs = "") {
+  return absl::StrCat("<network name=\"t\"", network_attrs, ">\n",  // 1
+                      "<hardware name=\"hw\"/>\n",                  // 2
+                      "<node name=\"a\" hardware=\"hw\"/>\n",       // 3
+                      "<node name=\"b\" hardware=\"hw\"/>\n",       // 4
+                      "<node name=\"c\" hardware=\"hw\"/>\n",       // 5
+                      body, "\n</network>\n");
+}
+
+const char kLinkAb[] = "<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"1\"/>";
+
+TEST(TopologyLoaderTest, ExampleTopologiesLoad) {
+  for (const char* name :
+       {"demo.xml", "single-click.xml", "double-click.xml", "werner.xml", "nv-lab.xml"}) {
+    SCOPED_TRACE(name);
+    absl::StatusOr<Topology> t = LoadTopologyFile(kTopologies + name);
+    ASSERT_TRUE(t.ok()) << t.status();
+    EXPECT_GE(t->nodes.size(), 2u);
+    EXPECT_GE(t->links.size(), 1u);
+    EXPECT_GE(t->requests.size(), 1u);
+    EXPECT_EQ(t->source, kTopologies + name);
+    for (const LinkSpec& l : t->links) {
+      EXPECT_GT(SuccessProbability(l, l.alpha.value_or(0.1)), 0) << l.name;
+      EXPECT_NE(t->HardwareOf(l.a), nullptr);
+    }
+  }
+}
+
+// The demo must deliver tens of Hz (README): keep at F >= 0.9 and measure at
+// F >= 0.85 on a 1 ms cycle.
+TEST(TopologyLoaderTest, DemoRatesAreTensOfHertz) {
+  absl::StatusOr<Topology> t = LoadTopologyFile(kTopologies + "demo.xml");
+  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_EQ(t->links.size(), 1u);
+  ASSERT_EQ(t->requests.size(), 2u);
+  const LinkSpec& link = t->links[0];
+  const double cycle = absl::ToDoubleSeconds(AttemptCycle(link));
+  EXPECT_DOUBLE_EQ(cycle, 1e-3);
+  double busy_s = 0;
+  for (const RequestSpec& q : t->requests) {
+    std::optional<double> alpha = ChooseAlpha(link, q.min_fidelity);
+    ASSERT_TRUE(alpha.has_value());
+    const double rate = SuccessProbability(link, *alpha) / cycle;
+    EXPECT_GT(rate, 20);
+    EXPECT_LT(rate, 100);
+    busy_s += q.pairs / rate;
+  }
+  EXPECT_EQ(t->requests[0].kind, RequestKind::kKeep);
+  EXPECT_EQ(t->requests[1].kind, RequestKind::kMeasure);
+  EXPECT_LT(busy_s, t->duration_s);
+  EXPECT_GT(busy_s, 0.5 * t->duration_s);
+}
+
+TEST(TopologyLoaderTest, EveryAttributeMapsIntoTheModelWithItsUnit) {
+  const std::string xml = R"(<network name="full" seed="99" duration-s="2.5" time-dilation="4">
+  <hardware name="hw" memories="7" t1-s="2" t2-s="3" depolar-s="inf" readout-error="0.03"/>
+  <node name="a" hardware="hw"/>
+  <node name="b" hardware="hw"/>
+  <link name="ab" a="a" b="b" length-km="12.5" loss-db-km="0.18" scheme="single-click"
+        attempt-us="5.5" efficiency="0.4" dark-count-prob="1e-5" visibility="0.95" alpha="0.2"
+        midpoint="0.3" classical-delay-us="70" memory-poll-us="250"/>
+  <request from="b" to="a" pairs="12" type="measure" min-fidelity="0.7" basis="xyz"
+           max-time-s="1.5" priority="2" purpose="443" start-s="0.25"/>
+</network>)";
+  absl::StatusOr<Topology> t = ParseTopology(xml, "full.xml");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->name, "full");
+  EXPECT_EQ(t->seed, 99u);
+  EXPECT_DOUBLE_EQ(t->duration_s, 2.5);
+  EXPECT_DOUBLE_EQ(t->time_dilation, 4);
+  const HardwareSpec& h = t->hardware.at(0);
+  EXPECT_EQ(h.memories, 7u);
+  EXPECT_DOUBLE_EQ(h.t1_s, 2);
+  EXPECT_DOUBLE_EQ(h.t2_s, 3);
+  EXPECT_TRUE(std::isinf(h.depolar_s));
+  EXPECT_DOUBLE_EQ(h.readout_error, 0.03);
+  EXPECT_EQ(h.line, 2);
+  const LinkSpec& l = t->links.at(0);
+  EXPECT_EQ(l.a, "a");
+  EXPECT_EQ(l.b, "b");
+  EXPECT_DOUBLE_EQ(l.length_km, 12.5);
+  EXPECT_DOUBLE_EQ(l.loss_db_km, 0.18);
+  EXPECT_EQ(l.scheme, HeraldingScheme::kSingleClick);
+  EXPECT_DOUBLE_EQ(l.attempt_s, 5.5e-6);
+  EXPECT_DOUBLE_EQ(l.efficiency, 0.4);
+  EXPECT_DOUBLE_EQ(l.dark_count_prob, 1e-5);
+  EXPECT_DOUBLE_EQ(l.visibility, 0.95);
+  ASSERT_TRUE(l.alpha.has_value());
+  EXPECT_DOUBLE_EQ(*l.alpha, 0.2);
+  EXPECT_DOUBLE_EQ(l.midpoint_fraction, 0.3);
+  ASSERT_TRUE(l.classical_delay_s.has_value());
+  EXPECT_DOUBLE_EQ(*l.classical_delay_s, 70e-6);
+  EXPECT_DOUBLE_EQ(l.memory_poll_s, 250e-6);
+  EXPECT_EQ(l.line, 5);
+  const RequestSpec& q = t->requests.at(0);
+  EXPECT_EQ(q.from, "b");
+  EXPECT_EQ(q.to, "a");
+  EXPECT_EQ(q.pairs, 12u);
+  EXPECT_EQ(q.kind, RequestKind::kMeasure);
+  EXPECT_DOUBLE_EQ(q.min_fidelity, 0.7);
+  EXPECT_EQ(q.basis, BasisSet::kXYZ);
+  EXPECT_DOUBLE_EQ(q.max_time_s, 1.5);
+  EXPECT_EQ(q.priority, 2u);
+  EXPECT_EQ(q.purpose_id, 443u);
+  EXPECT_DOUBLE_EQ(q.start_s, 0.25);
+  EXPECT_EQ(q.line, 8);
+}
+
+TEST(TopologyLoaderTest, DefaultsAreTheDocumentedOnes) {
+  const std::string xml = R"(<network>
+  <hardware name="hw" t1-s="0.5"/>
+  <node name="a" hardware="hw"/>
+  <node name="b" hardware="hw"/>
+  <link name="ab" a="a" b="b" length-km="2"/>
+  <link name="w" a="b" b="c" length-km="2" scheme="werner" p-success="0.5"/>
+  <node name="c" hardware="hw"/>
+  <request from="a" to="b"/>
+</network>)";
+  absl::StatusOr<Topology> t = ParseTopology(xml, "defaults.xml");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->name, "qnet");
+  EXPECT_EQ(t->seed, 1u);
+  EXPECT_DOUBLE_EQ(t->duration_s, 10);
+  EXPECT_DOUBLE_EQ(t->time_dilation, 1);
+  EXPECT_EQ(t->hardware[0].memories, 4u);
+  EXPECT_DOUBLE_EQ(t->hardware[0].t2_s, 1.0);  // TOPO-10: absent t2 is 2 t1
+  EXPECT_TRUE(std::isinf(t->hardware[0].depolar_s));
+  const LinkSpec& l = t->links[0];
+  EXPECT_EQ(l.scheme, HeraldingScheme::kSingleClick);
+  EXPECT_DOUBLE_EQ(l.loss_db_km, 0.2);
+  EXPECT_DOUBLE_EQ(l.attempt_s, 10e-6);
+  EXPECT_DOUBLE_EQ(l.efficiency, 1);
+  EXPECT_FALSE(l.alpha.has_value());
+  EXPECT_FALSE(l.classical_delay_s.has_value());
+  EXPECT_DOUBLE_EQ(l.delay_s(), 2 / kFibreKmPerSecond);
+  EXPECT_DOUBLE_EQ(l.midpoint_fraction, 0.5);
+  EXPECT_DOUBLE_EQ(l.memory_poll_s, 1e-3);
+  EXPECT_DOUBLE_EQ(t->links[1].fidelity, 1);
+  const RequestSpec& q = t->requests[0];
+  EXPECT_EQ(q.pairs, 1u);
+  EXPECT_EQ(q.kind, RequestKind::kKeep);
+  EXPECT_EQ(q.basis, BasisSet::kXZ);
+  EXPECT_DOUBLE_EQ(q.max_time_s, 0);
+}
+
+struct BadCase {
+  const char* what;
+  std::string xml;
+  std::vector<std::string> expected;  // substrings of the error
+};
+
+std::vector<BadCase> BadCases() {
+  return {
+      // The example message of the issue, verbatim (TOPO-3, TOPO-5).
+      {"bad number",
+       Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"x\"/>"),
+       {"bad.xml:6: <link name=\"ab\">: attribute 'length-km': expected a number >= 0, got 'x'"}},
+      {"NaN",
+       Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"nan\"/>"),
+       {"bad.xml:6:", "attribute 'length-km'", "got 'nan'"}},
+      {"negative length",
+       Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"-1\"/>"),
+       {"bad.xml:6:", "attribute 'length-km'", "got '-1'"}},
+      {"trailing junk",
+       Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"1km\"/>"),
+       {"bad.xml:6:", "attribute 'length-km'"}},
+      {"implausibly long link",
+       Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"1e7\"/>"),
+       {"bad.xml:6:", "attribute 'length-km': expected at most"}},
+      {"duration beyond the time range",
+       Net("", " duration-s=\"1e12\""),
+       {"bad.xml:1:", "attribute 'duration-s': expected at most"}},
+      {"probability above 1",
+       Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"1\" efficiency=\"1.5\"/>"),
+       {"bad.xml:6:", "attribute 'efficiency'", "probability in [0, 1]"}},
+      {"alpha 0",
+       Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"1\" alpha=\"0\"/>"),
+       {"bad.xml:6:", "attribute 'alpha'", "(0, 0.5]"}},
+      {"alpha above 0.5",
+       Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"1\" alpha=\"0.6\"/>"),
+       {"bad.xml:6:", "attribute 'alpha'"}},
+      {"zero attempt time",
+       Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"1\" attempt-us=\"0\"/>"),
+       {"bad.xml:6:", "attribute 'attempt-us'", "time > 0"}},
+      {"negative duration",
+       Net("", " duration-s=\"-1\""),
+       {"bad.xml:1: <network name=\"t\">: attribute 'duration-s'"}},
+      {"infinite duration",
+       Net("", " duration-s=\"inf\""),
+       {"bad.xml:1:", "attribute 'duration-s'"}},
+      {"t2 above 2 t1",
+       Net("<hardware name=\"h2\" t1-s=\"1\" t2-s=\"2.5\"/>"),
+       {"bad.xml:6: <hardware name=\"h2\">: attribute 't2-s'", "t2 must be <= 2 t1"}},
+      {"zero memories",
+       Net("<hardware name=\"h2\" memories=\"0\"/>"),
+       {"bad.xml:6:", "attribute 'memories'", "integer in [1, 4096]"}},
+      {"fractional pairs",
+       Net(absl::StrCat(kLinkAb, "\n<request from=\"a\" to=\"b\" pairs=\"1.5\"/>")),
+       {"bad.xml:7: <request>: attribute 'pairs'"}},
+      {"negative pairs",
+       Net(absl::StrCat(kLinkAb, "\n<request from=\"a\" to=\"b\" pairs=\"-3\"/>")),
+       {"bad.xml:7:", "attribute 'pairs'"}},
+      {"unknown keyword",
+       Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"1\" scheme=\"triple\"/>"),
+       {"bad.xml:6:", "attribute 'scheme'", "single-click | double-click | werner", "'triple'"}},
+      {"unknown basis",
+       Net(absl::StrCat(kLinkAb, "\n<request from=\"a\" to=\"b\" basis=\"zx\"/>")),
+       {"bad.xml:7:", "attribute 'basis'"}},
+      {"unknown attribute (typo)",
+       Net("<link name=\"ab\" a=\"a\" b=\"b\" lenght-km=\"1\"/>"),
+       {"bad.xml:6:", "attribute 'lenght-km': unknown attribute of <link>"}},
+      {"unknown element",
+       Net("<lnk name=\"ab\" a=\"a\" b=\"b\"/>"),
+       {"bad.xml:6: unknown element <lnk>"}},
+      {"missing required attribute",
+       Net("<link name=\"ab\" a=\"a\" length-km=\"1\"/>"),
+       {"bad.xml:6: <link name=\"ab\">: attribute 'b': required attribute is missing"}},
+      {"missing length",
+       Net("<link name=\"ab\" a=\"a\" b=\"b\"/>"),
+       {"bad.xml:6:", "attribute 'length-km': required"}},
+      {"node without hardware",
+       Net("<node name=\"d\"/>"),
+       {"bad.xml:6: <node name=\"d\">: attribute 'hardware': required"}},
+      {"bad name",
+       Net("<node name=\"../x\" hardware=\"hw\"/>"),
+       {"bad.xml:6:", "attribute 'name'", "got '../x'"}},
+      {"duplicate node",
+       Net("<node name=\"b\" hardware=\"hw\"/>"),
+       {"bad.xml:6: <node name=\"b\">: attribute 'name': duplicate node name", "line 4"}},
+      {"duplicate link",
+       Net(absl::StrCat(kLinkAb, "\n<link name=\"ab\" a=\"b\" b=\"c\" length-km=\"1\"/>")),
+       {"bad.xml:7:", "attribute 'name': duplicate link name"}},
+      {"duplicate hardware",
+       Net("<hardware name=\"hw\"/>"),
+       {"bad.xml:6:", "attribute 'name': duplicate hardware name"}},
+      {"unknown hardware",
+       Net("<node name=\"d\" hardware=\"nope\"/>"),
+       {"bad.xml:6:", "attribute 'hardware': no <hardware> named 'nope'"}},
+      {"unknown link end",
+       Net("<link name=\"ad\" a=\"a\" b=\"d\" length-km=\"1\"/>"),
+       {"bad.xml:6:", "attribute 'b': no <node> named 'd'"}},
+      {"link to itself",
+       Net("<link name=\"aa\" a=\"a\" b=\"a\" length-km=\"1\"/>"),
+       {"bad.xml:6:", "attribute 'b'", "to itself"}},
+      {"two links between one pair",
+       Net(absl::StrCat(kLinkAb, "\n<link name=\"ba\" a=\"b\" b=\"a\" length-km=\"1\"/>")),
+       {"bad.xml:7:", "attribute 'b'", "a second link between 'b' and 'a'", "'ab' on line 6"}},
+      {"request between non-neighbours",
+       Net(absl::StrCat(kLinkAb, "\n<request from=\"a\" to=\"c\"/>")),
+       {"bad.xml:7: <request>: attribute 'to'", "'c' is not a neighbour of 'a'"}},
+      {"request to unknown node",
+       Net(absl::StrCat(kLinkAb, "\n<request from=\"a\" to=\"z\"/>")),
+       {"bad.xml:7:", "attribute 'to': no <node> named 'z'"}},
+      {"werner without p-success",
+       Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"1\" scheme=\"werner\"/>"),
+       {"bad.xml:6:", "attribute 'p-success': required for scheme werner"}},
+      {"werner with optics",
+       Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"1\" scheme=\"werner\" p-success=\"0.1\" "
+           "efficiency=\"0.5\"/>"),
+       {"bad.xml:6:", "attribute 'efficiency': does not apply to scheme werner"}},
+      {"werner fidelity below 1/4",
+       Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"1\" scheme=\"werner\" p-success=\"0.1\" "
+           "fidelity=\"0.2\"/>"),
+       {"bad.xml:6:", "attribute 'fidelity'"}},
+      {"alpha on double-click",
+       Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"1\" scheme=\"double-click\" "
+           "alpha=\"0.1\"/>"),
+       {"bad.xml:6:", "attribute 'alpha': does not apply to scheme double-click"}},
+      {"p-success on the default scheme",
+       Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"1\" p-success=\"0.1\"/>"),
+       {"bad.xml:6:", "attribute 'p-success': does not apply to scheme single-click"}},
+      {"link that can never herald",
+       Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"1\" efficiency=\"0\"/>"),
+       {"bad.xml:6:", "attribute 'efficiency'", "never herald"}},
+      {"hold on a measure request",
+       Net(absl::StrCat(kLinkAb, "\n<request from=\"a\" to=\"b\" type=\"measure\" hold-s=\"1\"/>")),
+       {"bad.xml:7:", "attribute 'hold-s'", "only to type keep"}},
+      {"text inside network", Net("oops"), {"bad.xml:6:", "unexpected text 'oops'"}},
+      {"child element inside link",
+       Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"1\"><x/></link>"),
+       {"bad.xml:6:", "<link> must be empty"}},
+      {"wrong root", "<netwrk/>", {"bad.xml:1:", "root element must be <network>, got <netwrk>"}},
+      {"two roots", "<network/>\n<network/>", {"bad.xml:2:", "only one root element"}},
+      {"not XML", "<network>\n<node name=\"a\"\n", {"bad.xml:", "not well-formed XML"}},
+      {"mismatched tags",
+       "<network>\n<node></link>\n</network>",
+       {"bad.xml:2:", "not well-formed XML"}},
+      {"empty file", "", {"bad.xml:1:", "not well-formed XML"}},
+      {"no nodes", "<network/>", {"bad.xml:1:", "no <node>"}},
+  };
+}
+
+TEST(TopologyLoaderTest, RejectsEachKindOfBadInputNamingFileLineAndAttribute) {
+  for (const BadCase& c : BadCases()) {
+    SCOPED_TRACE(c.what);
+    absl::StatusOr<Topology> t = ParseTopology(c.xml, "bad.xml");
+    ASSERT_FALSE(t.ok());
+    EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
+    const std::string message(t.status().message());
+    for (const std::string& s : c.expected) EXPECT_THAT(message, HasSubstr(s));
+  }
+}
+
+// TOPO-3: all errors of a file come back at once, one per line.
+TEST(TopologyLoaderTest, ReportsAllErrorsTogether) {
+  const std::string xml =
+      Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"x\" efficiency=\"2\"/>\n"
+          "<request from=\"a\" to=\"c\"/>");
+  absl::StatusOr<Topology> t = ParseTopology(xml, "bad.xml");
+  ASSERT_FALSE(t.ok());
+  const std::string message(t.status().message());
+  EXPECT_THAT(message, AllOf(HasSubstr("bad.xml:6: <link name=\"ab\">: attribute 'length-km'"),
+                             HasSubstr("bad.xml:6: <link name=\"ab\">: attribute 'efficiency'"),
+                             HasSubstr("bad.xml:7: <request>: attribute 'to'")));
+  EXPECT_EQ(std::count(message.begin(), message.end(), '\n'), 2);
+}
+
+TEST(TopologyLoaderTest, ManyErrorsAreCappedAndCounted) {
+  std::string body;
+  for (int i = 0; i < 30; ++i) absl::StrAppend(&body, "<bogus/>\n");
+  absl::StatusOr<Topology> t = ParseTopology(Net(body), "bad.xml");
+  ASSERT_FALSE(t.ok());
+  EXPECT_THAT(std::string(t.status().message()), HasSubstr("... and 10 more errors"));
+}
+
+TEST(TopologyLoaderTest, UnprintableBytesDoNotReachTheMessage) {
+  absl::StatusOr<Topology> t =
+      ParseTopology(Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"\x01\x02\"/>"), "bad.xml");
+  ASSERT_FALSE(t.ok());
+  EXPECT_THAT(std::string(t.status().message()), AllOf(HasSubstr("got '?"
+                                                                 "?'"),
+                                                       Not(HasSubstr("\x01"))));
+}
+
+TEST(TopologyLoaderTest, InfinityOnlyWhereDocumented) {
+  EXPECT_TRUE(
+      ParseTopology(Net("<hardware name=\"h2\" t1-s=\"inf\" t2-s=\"inf\" depolar-s=\"inf\"/>"),
+                    "ok.xml")
+          .ok());
+  EXPECT_FALSE(
+      ParseTopology(Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"inf\"/>"), "bad.xml").ok());
+  EXPECT_FALSE(ParseTopology(Net("<hardware name=\"h2\" t1-s=\"1e999\"/>"), "bad.xml").ok());
+}
+
+TEST(TopologyLoaderTest, FileErrorsNameThePath) {
+  absl::StatusOr<Topology> missing = LoadTopologyFile("/nonexistent/dir/topo.xml");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("/nonexistent/dir/topo.xml"));
+
+  absl::StatusOr<Topology> dir = LoadTopologyFile(kTopologies);
+  ASSERT_FALSE(dir.ok());
+  EXPECT_THAT(std::string(dir.status().message()), HasSubstr("is a directory"));
+
+  const std::string path = absl::StrCat(::testing::TempDir(), "/not_xml_", getpid(), ".xml");
+  std::ofstream(path) << "this is not XML at all\n";
+  absl::StatusOr<Topology> junk = LoadTopologyFile(path);
+  ASSERT_FALSE(junk.ok());
+  EXPECT_THAT(std::string(junk.status().message()),
+              AllOf(HasSubstr(path + ":1:"), HasSubstr("XML")));
+  std::filesystem::remove(path);
+}
+
+}  // namespace
+}  // namespace qnet
