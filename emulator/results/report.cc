@@ -1,0 +1,128 @@
+// RenderReport: summary.json as a table for humans.
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "emulator/results/summary.h"
+
+namespace qnet::results {
+namespace {
+
+// Left-aligned text columns, right-aligned numeric columns, two spaces apart.
+std::string Table(const std::vector<std::vector<std::string>>& rows,
+                  const std::vector<bool>& right_aligned) {
+  std::vector<size_t> width(right_aligned.size(), 0);
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size() && i < width.size(); ++i) {
+      width[i] = std::max(width[i], row[i].size());
+    }
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size() && i < width.size(); ++i) {
+      const std::string pad(width[i] - row[i].size(), ' ');
+      absl::StrAppend(&line, i == 0 ? "" : "  ", right_aligned[i] ? pad : "", row[i],
+                      right_aligned[i] ? "" : pad);
+    }
+    line.erase(line.find_last_not_of(' ') + 1);
+    absl::StrAppend(&out, line, "\n");
+  }
+  return out;
+}
+
+std::string ShortReason(const std::string& reason) {
+  for (const char* prefix : {"ERROR_CODE_", "DROP_REASON_"}) {
+    if (absl::StartsWith(reason, prefix)) return reason.substr(std::string(prefix).size());
+  }
+  return reason;
+}
+
+std::string Counts(const google::protobuf::RepeatedPtrField<v1::CountByReason>& counts) {
+  std::vector<std::string> parts;
+  for (const v1::CountByReason& c : counts) {
+    parts.push_back(absl::StrCat(ShortReason(c.reason()), " ", c.count()));
+  }
+  return absl::StrJoin(parts, ", ");
+}
+
+std::string Qber(const char* basis, uint64_t errors, uint64_t n) {
+  return absl::StrFormat("%s %.2f%% (%d/%d)", basis, 100.0 * static_cast<double>(errors) / n,
+                         errors, n);
+}
+
+}  // namespace
+
+std::string RenderReport(const v1::Summary& s) {
+  std::string out = absl::StrFormat(
+      "qnet report: topology \"%s\", backend %s, seed %d, %g s emulated\n\n", s.topology(),
+      s.backend().empty() ? "unknown" : s.backend(), s.seed(), s.emulated_s());
+  std::vector<std::vector<std::string>> rows = {{"link", "scheme", "ends", "pairs", "busy s",
+                                                 "rate Hz", "model Hz", "F true", "F est",
+                                                 "latency ms", "attempts"}};
+  for (const v1::LinkSummary& l : s.links()) {
+    rows.push_back({
+        l.name(),
+        l.scheme(),
+        absl::StrCat(l.a(), " - ", l.b()),
+        absl::StrCat(l.pairs()),
+        absl::StrFormat("%.3f", l.busy_s()),
+        l.pairs() >= 2 ? absl::StrFormat("%.2f +- %.2f", l.rate_hz(), l.rate_hz_stderr())
+                       : absl::StrFormat("%.2f", l.rate_hz()),
+        absl::StrFormat("%.2f", l.rate_model_hz()),
+        l.fidelity_samples() >= 2
+            ? absl::StrFormat("%.4f +- %.4f", l.true_fidelity_mean(), l.true_fidelity_stderr())
+        : l.fidelity_samples() == 1 ? absl::StrFormat("%.4f", l.true_fidelity_mean())
+                                    : "-",
+        l.pairs() > 0 ? absl::StrFormat("%.4f", l.estimated_fidelity_mean()) : "-",
+        l.latency_samples() > 0 ? absl::StrFormat("%.2f", l.latency_s_mean() * 1e3) : "-",
+        absl::StrCat(l.attempts()),
+    });
+  }
+  if (s.links().empty()) rows.push_back({"(no links)"});
+  out += Table(rows, {false, false, false, true, true, true, true, true, true, true, true});
+
+  std::string notes;
+  for (const v1::LinkSummary& l : s.links()) {
+    std::vector<std::string> qber;
+    if (l.measured_pairs_z() > 0)
+      qber.push_back(Qber("Z", l.qber_errors_z(), l.measured_pairs_z()));
+    if (l.measured_pairs_x() > 0)
+      qber.push_back(Qber("X", l.qber_errors_x(), l.measured_pairs_x()));
+    if (l.measured_pairs_y() > 0)
+      qber.push_back(Qber("Y", l.qber_errors_y(), l.measured_pairs_y()));
+    if (!qber.empty())
+      absl::StrAppend(&notes, l.name(), ": QBER ", absl::StrJoin(qber, ", "), "\n");
+    if (l.errors_size() > 0)
+      absl::StrAppend(&notes, l.name(), ": errors ", Counts(l.errors()), "\n");
+    if (l.discards_size() > 0) {
+      absl::StrAppend(&notes, l.name(), ": discards ", Counts(l.discards()), "\n");
+    }
+    if (l.pairs_one_end() > 0 || l.inconsistent_pairs() > 0) {
+      absl::StrAppend(&notes, l.name(), ": ", l.pairs_one_end(),
+                      " pair(s) delivered at one end only, ", l.inconsistent_pairs(),
+                      " inconsistent\n");
+    }
+  }
+  if (!notes.empty()) absl::StrAppend(&out, "\n", notes);
+  absl::StrAppend(&out, "\ndrops: ", s.drops().empty() ? "none" : Counts(s.drops()), "\n");
+  if (!s.missing_traces().empty()) {
+    absl::StrAppend(&out, "warning: missing trace files: ", absl::StrJoin(s.missing_traces(), ", "),
+                    "\n");
+  }
+  if (s.malformed_trace_lines() > 0) {
+    absl::StrAppend(&out, "warning: ", s.malformed_trace_lines(),
+                    " malformed trace line(s) skipped\n");
+  }
+  if (s.unattributed_records() > 0) {
+    absl::StrAppend(&out, "warning: ", s.unattributed_records(),
+                    " trace record(s) name a link or node outside the topology\n");
+  }
+  return out;
+}
+
+}  // namespace qnet::results
