@@ -1,0 +1,467 @@
+#include "link/egp.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "link/create_check.h"
+#include "link/egp_internal.h"
+#include "stack/heralding_model.h"
+
+namespace qnet::link {
+
+using internal::SecondsToDuration;
+using internal::TimeFromWire;
+using internal::TimeToWire;
+using physical::v1::Basis;
+using physical::v1::Herald;
+using results::v1::DropReason;
+
+namespace {
+
+// LINK-10: the basis of a measure-directly pair at this end.
+Basis DrawBasis(v1::BasisChoice choice, Rng& rng) {
+  switch (choice) {
+    case v1::BASIS_CHOICE_Z:
+      return physical::v1::BASIS_Z;
+    case v1::BASIS_CHOICE_X:
+      return physical::v1::BASIS_X;
+    case v1::BASIS_CHOICE_Y:
+      return physical::v1::BASIS_Y;
+    case v1::BASIS_CHOICE_XYZ: {
+      static constexpr Basis kBases[] = {physical::v1::BASIS_Z, physical::v1::BASIS_X,
+                                         physical::v1::BASIS_Y};
+      return kBases[rng.Below(3)];
+    }
+    default:  // XZ, and UNSPECIFIED which means XZ
+      return rng.Below(2) == 0 ? physical::v1::BASIS_Z : physical::v1::BASIS_X;
+  }
+}
+
+bool IsBellState(physical::v1::BellState s) {
+  return s == physical::v1::BELL_STATE_PHI_PLUS || s == physical::v1::BELL_STATE_PSI_PLUS ||
+         s == physical::v1::BELL_STATE_PHI_MINUS || s == physical::v1::BELL_STATE_PSI_MINUS;
+}
+
+}  // namespace
+
+Egp::Egp(const LinkSpec& link, std::string self_node, Runtime* runtime, PhysicalService* physical,
+         MemoryPool* memory, std::function<void(const v1::LinkFrame&)> send_to_peer,
+         LinkListener* listener, Tracer* tracer, Rng rng, EgpOptions options)
+    : spec_(link),
+      self_(std::move(self_node)),
+      peer_(OtherEnd(spec_, self_)),
+      master_(self_ == spec_.a),
+      runtime_(runtime),
+      physical_(physical),
+      memory_(memory),
+      send_to_peer_(std::move(send_to_peer)),
+      listener_(listener),
+      tracer_(tracer),
+      rng_(std::move(rng)),
+      options_(options),
+      cycle_(AttemptCycle(spec_)),
+      delay_(SecondsToDuration(spec_.delay_s())),
+      margin_(std::max(AttemptCycle(spec_), options.min_margin)) {
+  wake_timer_ = runtime_->CreateTimer([this] { OnWake(); });
+  herald_timer_ = runtime_->CreateTimer([this] {
+    if (phase_ != Phase::kHeraldPending || !pending_herald_) return;
+    const Herald herald = *std::move(pending_herald_);
+    pending_herald_.reset();
+    ProcessHerald(herald, runtime_->Now());
+  });
+  memory_poll_timer_ = runtime_->CreateTimer([this] { OnMemoryPollExpired(); });
+  memory_ready_timer_ = runtime_->CreateTimer([this] {
+    if (phase_ != Phase::kWaitingMemory || !granted_slot_) return;
+    const uint32_t slot = *granted_slot_;
+    granted_slot_.reset();
+    memory_poll_timer_->Cancel();
+    wake_timer_->Cancel();
+    SendGenerate(slot, 0);
+  });
+}
+
+Egp::~Egp() {
+  if (memory_wait_) memory_->CancelWait(*memory_wait_);
+  if (granted_slot_) (void)memory_->Return(*granted_slot_);
+}
+
+// ---------------------------------------------------------------- service
+
+absl::StatusOr<uint64_t> Egp::Create(const v1::Create& create) {
+  const Time now = runtime_->Now();
+  absl::StatusOr<CreatePlan> plan = PlanCreate(spec_, self_, create);
+  absl::Status status = plan.status();
+  if (status.ok() && create.type() == v1::REQUEST_TYPE_KEEP && memory_->capacity() == 0) {
+    status = LinkError(v1::ERROR_CODE_NORES,
+                       absl::StrCat("node ", self_, " has no memory for a keep request"));
+  }
+  if (status.ok()) {
+    const size_t queued = master_ ? queue_.size() : queue_.size() + pending_.size();
+    if (queued >= options_.max_queue) {
+      status = LinkError(v1::ERROR_CODE_NORES, absl::StrCat("link ", spec_.name, " queue is full (",
+                                                            options_.max_queue, " requests)"));
+    }
+  }
+  if (status.ok() && plan->max_time > absl::ZeroDuration()) {
+    const absl::Duration expected = plan->ExpectedTime(2 * delay_ + margin_, create.pairs());
+    if (expected > plan->max_time) {
+      status = LinkError(v1::ERROR_CODE_NOTIME,
+                         absl::StrCat("expected ", absl::FormatDuration(expected), " for ",
+                                      create.pairs(), " pairs at alpha ", plan->alpha,
+                                      " exceeds max_time ", absl::FormatDuration(plan->max_time)));
+    }
+  }
+  const uint64_t id = status.ok() ? next_create_id_++ : 0;
+  results::v1::TraceRecord record;
+  *record.mutable_create() = create;
+  record.set_create_id(id);
+  tracer_->Record(std::move(record));
+  if (!status.ok()) return status;
+  ++stats_.creates;
+
+  if (master_) {
+    QueueItem item;
+    item.queue_id = next_queue_id_++;
+    item.origin = self_;
+    item.origin_create_id = id;
+    item.create = create;
+    item.eligible = now + 2 * delay_ + margin_;
+    item.deadline = plan->max_time > absl::ZeroDuration() ? now + plan->max_time : Time::Infinite();
+    item.alpha = plan->alpha;
+    item.estimated_fidelity = plan->estimated_fidelity;
+    item.virtual_start = queue_.virtual_time();
+    Enqueue(std::move(item));
+  } else {
+    pending_[id] = PendingRequest{create, now};
+    v1::LinkFrame frame;
+    auto* request = frame.mutable_add_request();
+    request->set_origin_create_id(id);
+    *request->mutable_create() = create;
+    request->set_create_time_ns(TimeToWire(now));
+    Send(std::move(frame));
+  }
+  return id;
+}
+
+void Egp::Release(uint32_t slot) {
+  if (!held_slots_.erase(slot)) {
+    return Drop(
+        results::v1::DROP_REASON_UNEXPECTED_FRAME,
+        absl::StrCat("Release of slot ", slot, ", which holds no pair of link ", spec_.name));
+  }
+  (void)memory_->Release(slot);
+}
+
+// ---------------------------------------------------------------- scheduling
+
+void Egp::ArmWake() {
+  if (phase_ != Phase::kIdle) return;
+  const Time now = runtime_->Now();
+  std::optional<Time> at = queue_.NextChangeAfter(last_reference_);
+  if (queue_.AnyEligible(now)) at = now;  // an item that arrived late
+  if (at) {
+    wake_timer_->ArmAt(std::max(*at, now));
+  } else {
+    wake_timer_->Cancel();
+  }
+}
+
+void Egp::Decide(Time reference) {
+  last_reference_ = reference;
+  wake_timer_->Cancel();
+  for (QueueItem& item : queue_.RemoveDue(reference)) {
+    if (item.refused) {
+      if (item.origin == self_)
+        DeliverErr(v1::ERROR_CODE_REJECTED, self_, item.origin_create_id, item.refusal_detail);
+      continue;
+    }
+    DeliverErr(v1::ERROR_CODE_TIMEOUT, item.origin, item.origin_create_id,
+               absl::StrCat("max_time passed with ", item.successes, " of ", item.create.pairs(),
+                            " pairs heralded"));
+  }
+  // LINK-29: an item that waited for memory in vain steps aside for memory_poll_s
+  // if others can use the link meanwhile.
+  if (idle_item_ != 0) {
+    QueueItem* idle = queue_.Find(idle_item_);
+    if (idle != nullptr && queue_.AnyEligibleExcept(reference, idle_item_)) {
+      idle->eligible = reference + SecondsToDuration(spec_.memory_poll_s);
+    }
+    idle_item_ = 0;
+  }
+  QueueItem* item = queue_.Select(reference);
+  SetBusy(item != nullptr);
+  if (item == nullptr) {
+    phase_ = Phase::kIdle;
+    ArmWake();
+    return;
+  }
+  StartBatch(*item);
+}
+
+void Egp::StartBatch(QueueItem& item) {
+  batch_ = Batch{};
+  batch_.queue_id = item.queue_id;
+  if (item.create.type() == v1::REQUEST_TYPE_MEASURE) {
+    batch_.basis = DrawBasis(item.create.basis(), rng_);
+    return SendGenerate(std::nullopt, 0);
+  }
+  if (std::optional<uint32_t> slot = memory_->Allocate()) return SendGenerate(*slot, 0);
+  ++stats_.memory_waits;
+  // LINK-29: with other work eligible, end the batch at once; else hold the
+  // Generate until a slot frees, other work becomes eligible or memory_poll_s passes.
+  if (queue_.AnyEligibleExcept(last_reference_, item.queue_id))
+    return SendGenerate(std::nullopt, 1);
+  phase_ = Phase::kWaitingMemory;
+  memory_wait_ = memory_->WaitForSlot([this](uint32_t slot) { OnMemoryGranted(slot); });
+  memory_poll_timer_->ArmAt(runtime_->Now() + SecondsToDuration(spec_.memory_poll_s));
+  if (std::optional<Time> next = queue_.NextChangeAfter(last_reference_)) wake_timer_->ArmAt(*next);
+}
+
+void Egp::OnWake() {
+  const Time now = runtime_->Now();
+  if (phase_ == Phase::kIdle) return Decide(now);
+  if (phase_ != Phase::kWaitingMemory) return;
+  if (queue_.AnyEligibleExcept(now, batch_.queue_id)) {
+    // Other work became eligible while this end held its Generate.
+    memory_poll_timer_->Cancel();
+    return OnMemoryPollExpired();
+  }
+  if (std::optional<Time> next = queue_.NextChangeAfter(now)) wake_timer_->ArmAt(*next);
+}
+
+void Egp::OnMemoryGranted(uint32_t slot) {
+  memory_wait_.reset();
+  granted_slot_ = slot;
+  // Not from inside the pool's Release: continue on a timer at the same time.
+  memory_ready_timer_->ArmAt(runtime_->Now());
+}
+
+void Egp::OnMemoryPollExpired() {
+  if (phase_ != Phase::kWaitingMemory) return;
+  wake_timer_->Cancel();
+  if (granted_slot_) {
+    const uint32_t slot = *granted_slot_;
+    granted_slot_.reset();
+    memory_ready_timer_->Cancel();
+    return SendGenerate(slot, 0);
+  }
+  if (memory_wait_) memory_->CancelWait(*memory_wait_);
+  memory_wait_.reset();
+  SendGenerate(std::nullopt, 1);
+}
+
+void Egp::SendGenerate(std::optional<uint32_t> slot, uint32_t idle_cycles) {
+  const QueueItem* item = queue_.Find(batch_.queue_id);
+  batch_.number = ++batch_counter_;
+  batch_.slot = slot;
+  physical::v1::Generate generate;
+  generate.set_link(spec_.name);
+  generate.set_batch(batch_.number);
+  generate.set_queue_id(batch_.queue_id);
+  if (slot) generate.set_slot(*slot);
+  generate.set_alpha(item != nullptr ? item->alpha : 0);
+  generate.set_measure_basis(batch_.basis);
+  generate.set_deadline_ns(item != nullptr ? TimeToWire(item->deadline) : 0);
+  generate.set_idle_cycles(idle_cycles);
+  phase_ = Phase::kBatchOutstanding;
+  ++stats_.batches;
+  physical_->Generate(generate);
+}
+
+void Egp::OnHerald(const Herald& herald) {
+  if (herald.link() != spec_.name) {
+    return Drop(
+        results::v1::DROP_REASON_UNKNOWN_LINK,
+        absl::StrCat("herald for link '", herald.link(), "' reached the end of ", spec_.name));
+  }
+  if (phase_ != Phase::kBatchOutstanding || herald.batch() != batch_.number) {
+    return Drop(results::v1::DROP_REASON_UNEXPECTED_FRAME,
+                absl::StrCat("herald for batch ", herald.batch(), "; ",
+                             phase_ == Phase::kBatchOutstanding
+                                 ? absl::StrCat("batch ", batch_.number, " runs")
+                                 : std::string("no batch runs")));
+  }
+  phase_ = Phase::kHeraldPending;
+  pending_herald_ = herald;
+  // LINK-30: act at the batch's end time, which both ends share.
+  herald_timer_->ArmAt(std::max(TimeFromWire(herald.time_ns()), runtime_->Now()));
+}
+
+void Egp::ProcessHerald(const Herald& herald, Time reference) {
+  switch (herald.outcome()) {
+    case physical::v1::OUTCOME_SUCCESS:
+      ++stats_.successes;
+      ProcessSuccess(herald, reference);
+      break;
+    case physical::v1::OUTCOME_IDLE:
+      ++stats_.idle_batches;
+      queue_.Charge(batch_.queue_id);
+      idle_item_ = batch_.queue_id;
+      ReturnBatchSlot();
+      break;
+    case physical::v1::OUTCOME_DEADLINE:
+      ++stats_.deadline_batches;
+      ReturnBatchSlot();
+      break;
+    case physical::v1::OUTCOME_QUEUE_MISMATCH:
+      ++stats_.mismatches;
+      Drop(results::v1::DROP_REASON_QUEUE_MISMATCH,
+           absl::StrCat("batch ", herald.batch(), ": the peer served another queue item than ",
+                        batch_.queue_id));
+      ReturnBatchSlot();
+      {
+        v1::LinkFrame frame;
+        frame.mutable_check()->set_queue_id(batch_.queue_id);
+        frame.mutable_check()->set_batch(herald.batch());
+        Send(std::move(frame));
+      }
+      break;
+    default:
+      Drop(results::v1::DROP_REASON_MALFORMED_FRAME,
+           absl::StrCat("herald of batch ", herald.batch(), " with outcome ", herald.outcome()));
+      ReturnBatchSlot();
+      break;
+  }
+  Decide(reference);
+}
+
+void Egp::ProcessSuccess(const Herald& herald, Time reference) {
+  const uint64_t qid = batch_.queue_id;
+  QueueItem* item = queue_.Find(qid);
+  if (item == nullptr) {  // items leave only at decisions; defensive
+    Drop(results::v1::DROP_REASON_UNEXPECTED_FRAME,
+         absl::StrCat("success for queue id ", qid, ", not queued"));
+    if (batch_.slot) (void)memory_->Release(*batch_.slot);
+    batch_.slot.reset();
+    return;
+  }
+  queue_.Charge(qid);
+  ++item->successes;
+  const uint64_t seq = ++last_sequence_[item->origin];
+  const bool keep = item->create.type() == v1::REQUEST_TYPE_KEEP;
+  std::string problem;
+  if (herald.queue_id() != qid) {
+    problem = absl::StrCat("herald names queue id ", herald.queue_id(), ", the Generate ", qid);
+  } else if (!IsBellState(herald.bell_state())) {
+    problem = absl::StrCat("herald names Bell state ", herald.bell_state());
+  } else if (keep && (!herald.has_slot() || !batch_.slot || herald.slot() != *batch_.slot)) {
+    problem = herald.has_slot()
+                  ? absl::StrCat("herald names slot ", herald.slot(), ", not the slot requested")
+                  : std::string("herald names no slot for a kept qubit");
+  } else if (!keep && (herald.basis() != batch_.basis || herald.result() > 1)) {
+    problem = absl::StrCat("herald names basis ", herald.basis(), " result ", herald.result(),
+                           " for basis ", batch_.basis);
+  }
+  const std::string origin = item->origin;
+  const uint64_t create_id = item->origin_create_id;
+  if (!problem.empty()) {
+    // LINK-14, LINK-37: the pair cannot be delivered here; both ends expire it.
+    if (batch_.slot) (void)memory_->Release(*batch_.slot);
+    batch_.slot.reset();
+    Drop(results::v1::DROP_REASON_PAIR_EXPIRED,
+         absl::StrCat("pair ", origin, "#", seq, ": ", problem));
+    ReportExpired(origin, create_id, seq, seq, problem);
+    v1::LinkFrame frame;
+    auto* expire = frame.mutable_expire();
+    expire->set_queue_id(qid);
+    expire->set_origin(origin);
+    expire->set_sequence_from(seq);
+    expire->set_sequence_to(seq);
+    expire->set_origin_create_id(create_id);
+    expire->set_detail(problem);
+    Send(std::move(frame));
+  } else {
+    v1::Ok ok;
+    ok.set_create_id(create_id);
+    ok.mutable_pair()->set_origin(origin);
+    ok.mutable_pair()->set_partner(OtherEnd(spec_, origin));
+    ok.mutable_pair()->set_sequence(seq);
+    ok.set_bell_state(herald.bell_state());
+    ok.set_estimated_fidelity(item->estimated_fidelity);
+    ok.set_time_ns(TimeToWire(reference));
+    ok.set_purpose_id(item->create.purpose_id());
+    ok.set_remote_node(peer_);
+    if (keep) {
+      ok.set_slot(*batch_.slot);
+      held_slots_.insert(*batch_.slot);
+      batch_.slot.reset();
+    } else {
+      ok.set_basis(herald.basis());
+      ok.set_result(herald.result());
+    }
+    ok.set_herald_seq(herald.pair_seq());
+    ok.set_link(spec_.name);
+    ++stats_.oks;
+    results::v1::TraceRecord record;
+    *record.mutable_ok() = ok;
+    record.set_attempts(herald.attempts());
+    tracer_->Record(std::move(record));
+    listener_->OnOk(ok);
+  }
+  // LINK-32. Look the item up again: the listener may have queued more items.
+  item = queue_.Find(qid);
+  if (item != nullptr && item->complete()) queue_.Remove(qid);
+}
+
+void Egp::ReturnBatchSlot() {
+  if (batch_.slot) (void)memory_->Return(*batch_.slot);
+  batch_.slot.reset();
+}
+
+void Egp::SetBusy(bool busy) {
+  if (busy == busy_) return;
+  busy_ = busy;
+  results::v1::TraceRecord record;
+  record.mutable_link_busy()->set_link(spec_.name);
+  record.mutable_link_busy()->set_busy(busy);
+  tracer_->Record(std::move(record));
+}
+
+// ------------------------------------------------------------------- upward
+
+void Egp::DeliverErr(v1::ErrorCode code, const std::string& origin, uint64_t create_id,
+                     const std::string& detail, uint64_t expired_from, uint64_t expired_to) {
+  v1::Err err;
+  err.set_create_id(create_id);
+  err.set_code(code);
+  err.set_detail(detail);
+  err.set_origin(origin);
+  err.set_link(spec_.name);
+  err.set_expired_from(expired_from);
+  err.set_expired_to(expired_to);
+  err.set_time_ns(TimeToWire(runtime_->Now()));
+  ++stats_.errs;
+  results::v1::TraceRecord record;
+  *record.mutable_err() = err;
+  tracer_->Record(std::move(record));
+  listener_->OnErr(err);
+}
+
+void Egp::ReportExpired(const std::string& origin, uint64_t create_id, uint64_t from, uint64_t to,
+                        const std::string& detail) {
+  std::set<uint64_t>& done = expired_[origin];
+  uint64_t run_start = 0;
+  auto flush = [&](uint64_t run_end) {
+    if (run_start != 0)
+      DeliverErr(v1::ERROR_CODE_EXPIRED, origin, create_id, detail, run_start, run_end);
+    run_start = 0;
+  };
+  for (uint64_t s = from; s <= to; ++s) {
+    if (done.insert(s).second) {
+      if (run_start == 0) run_start = s;
+    } else {
+      flush(s - 1);
+    }
+  }
+  flush(to);
+}
+
+void Egp::Drop(DropReason reason, std::string detail) {
+  ++stats_.drops;
+  tracer_->Drop(reason, std::move(detail), spec_.name);
+}
+
+}  // namespace qnet::link

@@ -1,0 +1,118 @@
+// FakeLinkPhysics: a test double of the physical layer for ONE link, on the
+// simulator runtime. It implements the heralded-generation contract of
+// specs/physical.md / specs/link.md ("Heralded generation") with the analytic
+// model of stack/heralding_model.h: the number of attempts until success is
+// sampled from a geometric distribution with the injected Rng, no quantum
+// state is kept. Measure-directly results are those of a perfect heralded Bell
+// state (same basis at both ends: perfectly correlated per the Bell state's
+// Pauli correlations; different bases: independent).
+//
+// It also checks what an end does with its memory: a Generate naming a slot
+// that holds a kept qubit, or a Free of a slot that holds none, is counted as a
+// violation (tests assert none happen).
+#ifndef QNET_LINK_TESTING_FAKE_PHYSICAL_H_
+#define QNET_LINK_TESTING_FAKE_PHYSICAL_H_
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "emulator/sim/simulator.h"
+#include "qnet/physical/v1/physical.pb.h"
+#include "stack/physical_service.h"
+#include "stack/random.h"
+#include "stack/topology.h"
+
+namespace qnet::link::testing {
+
+class FakeLinkPhysics {
+ public:
+  // One generation batch as the fake ran it.
+  struct BatchRecord {
+    uint64_t batch = 0;
+    Time start;  // S: the later Generate's arrival
+    Time end;    // herald time_ns
+    physical::v1::Outcome outcome = physical::v1::OUTCOME_UNSPECIFIED;
+    uint64_t attempts = 0;
+    uint64_t queue_id_a = 0, queue_id_b = 0;
+    double alpha_a = 0, alpha_b = 0;
+    bool slot_a = false, slot_b = false;  // the Generates named a slot
+  };
+  struct Violations {
+    uint64_t generate_slot_in_use = 0;  // Generate named a slot holding a kept qubit
+    uint64_t free_empty_slot = 0;       // Free of a slot holding no qubit
+    uint64_t repeated_batch = 0;        // two Generates of one end for one batch
+    uint64_t other_requests = 0;        // Measure / Gate / BellMeasure (not used by the link layer)
+    uint64_t total() const {
+      return generate_slot_in_use + free_empty_slot + repeated_batch + other_requests;
+    }
+  };
+
+  FakeLinkPhysics(sim::Simulator* sim, const LinkSpec& link, Rng rng);
+  FakeLinkPhysics(const FakeLinkPhysics&) = delete;
+  FakeLinkPhysics& operator=(const FakeLinkPhysics&) = delete;
+
+  // The device of end a (true) or b (false).
+  PhysicalService* service(bool side_a) { return &sides_[side_a ? 0 : 1]; }
+  void SetHeraldSink(bool side_a, std::function<void(const physical::v1::Herald&)> sink) {
+    sides_[side_a ? 0 : 1].sink = std::move(sink);
+  }
+
+  // Fault injection: the next SUCCESS herald to this end (and only to it) is
+  // altered by `mutate` (e.g. its slot removed).
+  void MutateNextSuccess(bool side_a, std::function<void(physical::v1::Herald&)> mutate) {
+    sides_[side_a ? 0 : 1].mutate_next_success = std::move(mutate);
+  }
+
+  const std::vector<BatchRecord>& batches() const { return batches_; }
+  const Violations& violations() const { return violations_; }
+  uint64_t successes() const { return pair_seq_; }
+  // Slots of end a / b currently holding a kept qubit.
+  const std::set<uint32_t>& occupied(bool side_a) const { return sides_[side_a ? 0 : 1].occupied; }
+  // Generates of a batch that still wait for the other end's.
+  size_t unpaired() const { return pending_.size(); }
+
+ private:
+  struct Side : public PhysicalService {
+    FakeLinkPhysics* fake = nullptr;
+    bool is_a = true;
+    std::function<void(const physical::v1::Herald&)> sink;
+    std::function<void(physical::v1::Herald&)> mutate_next_success;
+    std::set<uint32_t> occupied;
+    std::set<uint64_t> batches_seen;
+    void Generate(const physical::v1::Generate& request) override {
+      fake->OnGenerate(is_a, request);
+    }
+    void Free(const physical::v1::Free& request) override;
+    void Measure(const physical::v1::Measure&) override { ++fake->violations_.other_requests; }
+    void ApplyGate(const physical::v1::Gate&) override { ++fake->violations_.other_requests; }
+    void BellMeasure(const physical::v1::BellMeasure&) override {
+      ++fake->violations_.other_requests;
+    }
+  };
+  struct Pending {
+    std::optional<physical::v1::Generate> g[2];
+  };
+
+  void OnGenerate(bool side_a, const physical::v1::Generate& request);
+  void RunBatch(uint64_t batch, const physical::v1::Generate& ga, const physical::v1::Generate& gb);
+  void DeliverAt(int side, physical::v1::Herald herald, Time at);
+
+  sim::Simulator* sim_;
+  LinkSpec link_;
+  Rng rng_;
+  std::array<Side, 2> sides_;
+  std::map<uint64_t, Pending> pending_;
+  std::vector<BatchRecord> batches_;
+  Violations violations_;
+  uint64_t pair_seq_ = 0;
+};
+
+}  // namespace qnet::link::testing
+
+#endif  // QNET_LINK_TESTING_FAKE_PHYSICAL_H_
