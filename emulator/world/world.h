@@ -4,6 +4,11 @@
 // request comes with the emulated time it arrived, and every answer leaves
 // through Output with the emulated time at which it must reach its node. The
 // qworld daemon (emulator/qworld) and the sim backend drive the same class.
+//
+// Implements specs/physical.md: the session (PHYS-S1..S3, PHYS-S5), heralded
+// generation (PHYS-B*), operations on memory qubits (PHYS-M*, via
+// emulator/physics), truth and batch records (PHYS-T*, PHYS-B16) and errors
+// (PHYS-2, PHYS-E*). Randomness: `rng` forked per link and per node (section 9).
 #ifndef QNET_EMULATOR_WORLD_WORLD_H_
 #define QNET_EMULATOR_WORLD_WORLD_H_
 
@@ -41,7 +46,8 @@ class World {
   // never change any quantum state (PHYS-E*).
   void Handle(const std::string& node, const physical::v1::NodeToWorld& request, Time now);
 
-  // Statistics for benchmarks and tests.
+  // Statistics for benchmarks and tests: requests handled (every Handle
+  // call, refused or not) and requests refused with an Error.
   uint64_t operations() const;
   uint64_t errors() const;
 

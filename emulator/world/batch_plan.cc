@@ -1,0 +1,97 @@
+#include "emulator/world/batch_plan.h"
+
+#include <algorithm>
+#include <limits>
+#include <optional>
+
+#include "emulator/physics/heralded_state.h"
+#include "stack/heralding_model.h"
+
+namespace qnet::world {
+namespace {
+
+namespace pv = physical::v1;
+
+constexpr uint64_t kUnbounded = std::numeric_limits<uint64_t>::max();
+// Deadlines this far out (about 146 years) count as none, so that every time
+// computed below fits in int64 nanoseconds.
+constexpr uint64_t kLatestDeadlineNs =
+    static_cast<uint64_t>(std::numeric_limits<int64_t>::max() / 2);
+
+bool KeepsWithoutSlot(const pv::Generate& g) {
+  return g.measure_basis() == pv::BASIS_UNSPECIFIED && !g.has_slot();
+}
+
+// S + cycles * cycle, or nullopt if not representable.
+std::optional<Time> After(Time start, uint64_t cycles, int64_t cycle_ns) {
+  const int64_t room = std::numeric_limits<int64_t>::max() - start.nanos();
+  if (cycles > static_cast<uint64_t>(room / cycle_ns)) return std::nullopt;
+  return Time::FromNanos(start.nanos() + static_cast<int64_t>(cycles) * cycle_ns);
+}
+
+}  // namespace
+
+absl::Duration CycleOf(const LinkSpec& link) {
+  return std::max(AttemptCycle(link), absl::Nanoseconds(1));
+}
+
+BatchPlan PlanBatch(const LinkSpec& link, const pv::Generate& a, const pv::Generate& b, Time start,
+                    Rng& rng) {
+  BatchPlan plan;
+  plan.start = start;
+  if (start.is_infinite()) {
+    plan.never_ends = true;
+    return plan;
+  }
+  const int64_t c = absl::ToInt64Nanoseconds(CycleOf(link));
+  auto finish = [&](pv::Outcome outcome, uint64_t attempts, uint64_t cycles) {
+    plan.outcome = outcome;
+    plan.attempts = attempts;
+    const std::optional<Time> end = After(start, cycles, c);
+    if (!end) {
+      plan.never_ends = true;
+      return;
+    }
+    plan.end = plan.deliver[0] = plan.deliver[1] = *end;
+  };
+
+  if (a.queue_id() != b.queue_id()) {  // PHYS-B6
+    finish(pv::OUTCOME_QUEUE_MISMATCH, 0, 1);
+    return plan;
+  }
+  if (a.idle_cycles() > 0 || b.idle_cycles() > 0 || KeepsWithoutSlot(a) || KeepsWithoutSlot(b)) {
+    const uint64_t n = std::max<uint64_t>({a.idle_cycles(), b.idle_cycles(), 1});  // PHYS-B7
+    finish(pv::OUTCOME_IDLE, 0, n);
+    return plan;
+  }
+
+  plan.p_success = physics::AttemptSuccessProbability(link, a.alpha(), b.alpha());  // PHYS-B8
+  uint64_t deadline_ns = kUnbounded;
+  for (uint64_t d : {a.deadline_ns(), b.deadline_ns()}) {
+    if (d != 0 && d <= kLatestDeadlineNs) deadline_ns = std::min(deadline_ns, d);
+  }
+  uint64_t allowed = kUnbounded;  // PHYS-B10: attempts k with t_k < D
+  if (deadline_ns != kUnbounded) {
+    const int64_t d = static_cast<int64_t>(deadline_ns);
+    allowed = d <= start.nanos() ? 0 : static_cast<uint64_t>((d - start.nanos() + c - 1) / c);
+  }
+  const uint64_t n = allowed == 0 ? kUnbounded : rng.Geometric(plan.p_success);  // PHYS-B9
+  if (allowed != kUnbounded && n > allowed) {
+    finish(pv::OUTCOME_DEADLINE, allowed, allowed);  // PHYS-B11
+    return plan;
+  }
+  const std::optional<Time> end = n == kUnbounded ? std::nullopt : After(start, n, c);
+  if (!end) {
+    plan.never_ends = true;  // PHYS-B13
+    return plan;
+  }
+  plan.outcome = pv::OUTCOME_SUCCESS;  // PHYS-B12
+  plan.attempts = n;
+  plan.end = *end;
+  plan.pair_time = Time::FromNanos(end->nanos() - c);
+  plan.deliver[0] = plan.pair_time + HeraldDelay(link, true);
+  plan.deliver[1] = plan.pair_time + HeraldDelay(link, false);
+  return plan;
+}
+
+}  // namespace qnet::world

@@ -1,0 +1,555 @@
+#include "emulator/world/world.h"
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "emulator/physics/heralded_state.h"
+#include "emulator/physics/qubit_registry.h"
+#include "emulator/world/batch_plan.h"
+#include "stack/heralding_model.h"
+
+namespace qnet::world {
+namespace {
+
+namespace pv = physical::v1;
+namespace rv = results::v1;
+using physics::QubitId;
+
+// A refused request: the Error sent back (PHYS-E1).
+struct Refusal {
+  pv::ErrorCode code;
+  std::string detail;
+  std::optional<uint32_t> slot;
+};
+
+Refusal Refuse(pv::ErrorCode code, std::string detail,
+               std::optional<uint32_t> slot = std::nullopt) {
+  return Refusal{code, std::move(detail), slot};
+}
+
+std::optional<physics::Basis> BasisOf(pv::Basis basis) {
+  switch (basis) {
+    case pv::BASIS_Z:
+      return physics::Basis::kZ;
+    case pv::BASIS_X:
+      return physics::Basis::kX;
+    case pv::BASIS_Y:
+      return physics::Basis::kY;
+    default:
+      return std::nullopt;
+  }
+}
+
+rv::DropReason DropReasonOf(pv::ErrorCode code) {
+  switch (code) {
+    case pv::ERROR_CODE_VERSION:
+      return rv::DROP_REASON_VERSION_MISMATCH;
+    case pv::ERROR_CODE_MALFORMED:
+      return rv::DROP_REASON_MALFORMED_FRAME;
+    case pv::ERROR_CODE_UNKNOWN_LINK:
+      return rv::DROP_REASON_UNKNOWN_LINK;
+    case pv::ERROR_CODE_UNEXPECTED:
+      return rv::DROP_REASON_UNEXPECTED_FRAME;
+    default:
+      return rv::DROP_REASON_PHYSICS_ERROR;
+  }
+}
+
+}  // namespace
+
+class World::Impl {
+ public:
+  Impl(const Topology& topology, Rng rng, Output* output);
+
+  void Handle(const std::string& node, const pv::NodeToWorld& request, Time now);
+
+  uint64_t operations = 0;
+  uint64_t errors = 0;
+
+ private:
+  struct NodeState {
+    std::string name;
+    HardwareSpec hardware;
+    bool said_hello = false;
+    // Per slot: until when a generation batch owns it (Infinite while the
+    // batch waits for the peer's Generate). PHYS-B14.
+    std::vector<Time> reserved_until;
+    Rng rng;
+  };
+  struct LinkState {
+    LinkState(LinkSpec s, uint32_t a, uint32_t b, Rng r) : spec(std::move(s)), node{a, b}, rng(r) {}
+    LinkSpec spec;
+    uint32_t node[2];  // side a, side b
+    Rng rng;
+    uint64_t last_batch[2] = {0, 0};
+    std::optional<pv::Generate> pending[2];
+    Time free_at = Time::Zero();  // end of the latest batch
+    uint64_t pair_seq = 0;
+  };
+
+  void Reply(const std::string& node, pv::WorldToNode message, Time at);
+  void Reject(const std::string& node, const Refusal& refusal, Time now, pv::Error context);
+  std::optional<Refusal> CheckSlot(const NodeState& n, uint32_t index, uint32_t slot,
+                                   Time now) const;
+
+  void OnHello(const std::string& sender, const pv::Hello& hello, Time now);
+  std::optional<Refusal> OnGenerate(uint32_t index, const pv::Generate& g, Time now);
+  std::optional<Refusal> OnFree(uint32_t index, const pv::Free& f, Time now);
+  std::optional<Refusal> OnMeasure(uint32_t index, const pv::Measure& m, Time now);
+  std::optional<Refusal> OnGate(uint32_t index, const pv::Gate& g, Time now);
+  std::optional<Refusal> OnBellMeasure(uint32_t index, const pv::BellMeasure& m, Time now);
+  void OnBye(uint32_t index);
+
+  void RunBatch(LinkState& link, const pv::Generate& a, const pv::Generate& b, Time now);
+  void Release(LinkState& link, int side);
+
+  Output* output_;
+  std::vector<NodeState> nodes_;
+  absl::flat_hash_map<std::string, uint32_t> node_index_;
+  absl::flat_hash_map<std::string, LinkState> links_;
+  std::unique_ptr<physics::QubitRegistry> registry_;
+};
+
+World::Impl::Impl(const Topology& topology, Rng rng, Output* output) : output_(output) {
+  std::vector<HardwareSpec> hardware;
+  for (const NodeSpec& spec : topology.nodes) {
+    const HardwareSpec* h = topology.HardwareOf(spec.name);
+    NodeState n{spec.name, h ? *h : HardwareSpec{}, false, {}, rng.Fork("node/" + spec.name)};
+    n.reserved_until.assign(n.hardware.memories, Time::Zero());
+    node_index_[spec.name] = static_cast<uint32_t>(nodes_.size());
+    hardware.push_back(n.hardware);
+    nodes_.push_back(std::move(n));
+  }
+  registry_ = std::make_unique<physics::QubitRegistry>(std::move(hardware));
+  for (const LinkSpec& spec : topology.links) {
+    auto a = node_index_.find(spec.a), b = node_index_.find(spec.b);
+    if (a == node_index_.end() || b == node_index_.end()) continue;  // the loader rejects these
+    links_.emplace(spec.name, LinkState(spec, a->second, b->second, rng.Fork("link/" + spec.name)));
+  }
+}
+
+void World::Impl::Reply(const std::string& node, pv::WorldToNode message, Time at) {
+  message.set_version(1);
+  output_->Deliver(node, std::move(message), at);
+}
+
+void World::Impl::Reject(const std::string& node, const Refusal& refusal, Time now,
+                         pv::Error context) {
+  ++errors;
+  context.set_code(refusal.code);
+  context.set_detail(refusal.detail);
+  if (refusal.slot) context.set_slot(*refusal.slot);
+  rv::TraceRecord record;
+  record.set_time_ns(now.nanos());
+  record.set_node("qworld");
+  rv::Drop* drop = record.mutable_drop();
+  drop->set_reason(DropReasonOf(refusal.code));
+  drop->set_detail(
+      absl::StrCat(pv::ErrorCode_Name(refusal.code), " from ", node, ": ", refusal.detail));
+  drop->set_link(context.link());
+  output_->Record(std::move(record));
+  pv::WorldToNode reply;
+  *reply.mutable_error() = std::move(context);
+  Reply(node, std::move(reply), now);
+}
+
+void World::Impl::Handle(const std::string& node, const pv::NodeToWorld& request, Time now) {
+  ++operations;
+  if (request.version() != 1) {  // PHYS-2
+    Reject(node,
+           Refuse(pv::ERROR_CODE_VERSION, absl::StrCat("version ", request.version(), " is not 1")),
+           now, {});
+    return;
+  }
+  if (request.body_case() == pv::NodeToWorld::kHello) {
+    OnHello(node, request.hello(), now);
+    return;
+  }
+  if (request.body_case() == pv::NodeToWorld::BODY_NOT_SET) {
+    Reject(node, Refuse(pv::ERROR_CODE_MALFORMED, "request without a body"), now, {});
+    return;
+  }
+  auto it = node_index_.find(node);
+  if (it == node_index_.end() && !node.empty()) {
+    Reject(
+        node,
+        Refuse(pv::ERROR_CODE_UNKNOWN_NODE, absl::StrCat("no node '", node, "' in the topology")),
+        now, {});
+    return;
+  }
+  if (it == node_index_.end() || !nodes_[it->second].said_hello) {  // PHYS-S2
+    Reject(node, Refuse(pv::ERROR_CODE_UNEXPECTED, "request before Hello"), now, {});
+    return;
+  }
+  const uint32_t index = it->second;
+  pv::Error context;
+  std::optional<Refusal> refusal;
+  switch (request.body_case()) {
+    case pv::NodeToWorld::kGenerate:
+      context.set_link(request.generate().link());
+      context.set_batch(request.generate().batch());
+      refusal = OnGenerate(index, request.generate(), now);
+      break;
+    case pv::NodeToWorld::kFree:
+      refusal = OnFree(index, request.free(), now);
+      break;
+    case pv::NodeToWorld::kMeasure:
+      context.set_request_id(request.measure().request_id());
+      refusal = OnMeasure(index, request.measure(), now);
+      break;
+    case pv::NodeToWorld::kGate:
+      refusal = OnGate(index, request.gate(), now);
+      break;
+    case pv::NodeToWorld::kBellMeasure:
+      context.set_request_id(request.bell_measure().request_id());
+      refusal = OnBellMeasure(index, request.bell_measure(), now);
+      break;
+    case pv::NodeToWorld::kBye:
+      OnBye(index);
+      break;
+    default:
+      refusal = Refuse(pv::ERROR_CODE_MALFORMED, "unknown request");
+      break;
+  }
+  if (refusal) Reject(node, *refusal, now, std::move(context));
+}
+
+void World::Impl::OnHello(const std::string& sender, const pv::Hello& hello, Time now) {
+  const std::string& reply_to = sender.empty() ? hello.node() : sender;
+  if (!sender.empty() && sender != hello.node()) {
+    Reject(reply_to,
+           Refuse(pv::ERROR_CODE_UNEXPECTED,
+                  absl::StrCat("this connection serves '", sender, "', not '", hello.node(), "'")),
+           now, {});
+    return;
+  }
+  auto it = node_index_.find(hello.node());
+  if (it == node_index_.end()) {  // PHYS-S1
+    Reject(reply_to,
+           Refuse(pv::ERROR_CODE_UNKNOWN_NODE,
+                  absl::StrCat("no node '", hello.node(), "' in the topology")),
+           now, {});
+    return;
+  }
+  NodeState& n = nodes_[it->second];
+  if (n.said_hello) {
+    Reject(reply_to, Refuse(pv::ERROR_CODE_UNEXPECTED, "second Hello"), now, {});
+    return;
+  }
+  n.said_hello = true;
+  pv::WorldToNode ack;
+  ack.mutable_hello_ack()->set_node(n.name);
+  ack.mutable_hello_ack()->set_memories(n.hardware.memories);
+  Reply(reply_to, std::move(ack), now);
+}
+
+std::optional<Refusal> World::Impl::CheckSlot(const NodeState& n, uint32_t index, uint32_t slot,
+                                              Time now) const {
+  if (slot >= n.hardware.memories) {  // PHYS-E4
+    return Refuse(pv::ERROR_CODE_BAD_SLOT,
+                  absl::StrCat("slot ", slot, " >= memories ", n.hardware.memories), slot);
+  }
+  if (now < n.reserved_until[slot]) {  // PHYS-E6
+    return Refuse(pv::ERROR_CODE_SLOT_BUSY,
+                  absl::StrCat("slot ", slot, " belongs to a generation batch not yet heralded"),
+                  slot);
+  }
+  if (!registry_->Holds(QubitId{index, slot})) {  // PHYS-E7
+    return Refuse(pv::ERROR_CODE_EMPTY_SLOT, absl::StrCat("slot ", slot, " holds no qubit"), slot);
+  }
+  return std::nullopt;
+}
+
+std::optional<Refusal> World::Impl::OnGenerate(uint32_t index, const pv::Generate& g, Time now) {
+  auto it = links_.find(g.link());
+  if (it == links_.end()) {  // PHYS-E3
+    return Refuse(pv::ERROR_CODE_UNKNOWN_LINK, absl::StrCat("no link '", g.link(), "'"));
+  }
+  LinkState& link = it->second;
+  const int side = link.node[0] == index ? 0 : link.node[1] == index ? 1 : -1;
+  if (side < 0) {  // PHYS-E5
+    return Refuse(pv::ERROR_CODE_NOT_LINK_END,
+                  absl::StrCat(nodes_[index].name, " is not an end of link ", g.link()));
+  }
+  if (g.batch() == 0) return Refuse(pv::ERROR_CODE_MALFORMED, "batch numbers start at 1");
+  if (!(g.alpha() >= 0 && g.alpha() <= 1)) {
+    return Refuse(pv::ERROR_CODE_MALFORMED, absl::StrCat("alpha ", g.alpha(), " is not in [0, 1]"));
+  }
+  const bool keep = g.measure_basis() == pv::BASIS_UNSPECIFIED;
+  if (!keep && !BasisOf(g.measure_basis())) {
+    return Refuse(pv::ERROR_CODE_MALFORMED, absl::StrCat("unknown basis ", g.measure_basis()));
+  }
+  // PHYS-B2, PHYS-B3: batch numbering.
+  if (g.batch() <= link.last_batch[side]) {
+    return Refuse(pv::ERROR_CODE_BAD_BATCH,
+                  absl::StrCat("batch ", g.batch(), " of link ", g.link(), " was already sent"));
+  }
+  if (link.pending[side]) {
+    return Refuse(pv::ERROR_CODE_BAD_BATCH, absl::StrCat("batch ", link.pending[side]->batch(),
+                                                         " still waits for the peer's Generate"));
+  }
+  const int peer = 1 - side;
+  const std::optional<pv::Generate>& waiting = link.pending[peer];
+  const uint64_t peer_current = waiting ? waiting->batch() : link.last_batch[peer];
+  if (g.batch() < peer_current || (!waiting && g.batch() == peer_current)) {
+    return Refuse(pv::ERROR_CODE_BAD_BATCH,
+                  absl::StrCat("batch ", g.batch(), " is behind the peer's batch ", peer_current));
+  }
+  NodeState& n = nodes_[index];
+  if (g.has_slot()) {
+    const uint32_t slot = g.slot();
+    if (slot >= n.hardware.memories) {
+      return Refuse(pv::ERROR_CODE_BAD_SLOT,
+                    absl::StrCat("slot ", slot, " >= memories ", n.hardware.memories), slot);
+    }
+    if (keep && (now < n.reserved_until[slot] || registry_->Holds(QubitId{index, slot}))) {
+      return Refuse(pv::ERROR_CODE_SLOT_BUSY,
+                    absl::StrCat("slot ", slot, " is not free for a new qubit"), slot);
+    }
+  }
+  link.last_batch[side] = g.batch();
+  if (waiting && waiting->batch() == g.batch()) {
+    const pv::Generate other = *waiting;
+    Release(link, peer);
+    link.pending[peer].reset();
+    RunBatch(link, side == 0 ? g : other, side == 0 ? other : g, now);
+    return std::nullopt;
+  }
+  if (waiting) {  // the peer's batch can never be paired: it is superseded (PHYS-B3)
+    pv::Error context;
+    context.set_link(link.spec.name);
+    context.set_batch(waiting->batch());
+    const std::string& peer_name = nodes_[link.node[peer]].name;
+    const Refusal r = Refuse(
+        pv::ERROR_CODE_BAD_BATCH,
+        absl::StrCat("batch ", waiting->batch(), " superseded by the peer's batch ", g.batch()));
+    Release(link, peer);
+    link.pending[peer].reset();
+    Reject(peer_name, r, now, std::move(context));
+  }
+  link.pending[side] = g;
+  if (keep && g.has_slot()) n.reserved_until[g.slot()] = Time::Infinite();
+  return std::nullopt;
+}
+
+void World::Impl::Release(LinkState& link, int side) {
+  const std::optional<pv::Generate>& g = link.pending[side];
+  if (!g || !g->has_slot() || g->measure_basis() != pv::BASIS_UNSPECIFIED) return;
+  nodes_[link.node[side]].reserved_until[g->slot()] = Time::Zero();
+}
+
+void World::Impl::RunBatch(LinkState& link, const pv::Generate& a, const pv::Generate& b,
+                           Time now) {
+  const pv::Generate* g[2] = {&a, &b};
+  const Time start = std::max(now, link.free_at);  // PHYS-B4
+  const BatchPlan plan = PlanBatch(link.spec, a, b, start, link.rng);
+  bool keep[2];
+  for (int i = 0; i < 2; ++i) {
+    keep[i] = g[i]->measure_basis() == pv::BASIS_UNSPECIFIED && g[i]->has_slot();
+    if (keep[i]) {
+      nodes_[link.node[i]].reserved_until[g[i]->slot()] =
+          plan.never_ends ? Time::Infinite() : plan.deliver[i];  // PHYS-B14
+    }
+  }
+  link.free_at = plan.never_ends ? Time::Infinite() : plan.end;
+  if (plan.never_ends) return;
+
+  rv::TraceRecord batch;
+  batch.set_time_ns(plan.end.nanos());
+  batch.set_node("qworld");
+  batch.mutable_batch()->set_link(link.spec.name);
+  batch.mutable_batch()->set_batch(a.batch());
+  batch.mutable_batch()->set_outcome(plan.outcome);
+  batch.mutable_batch()->set_attempts(plan.attempts);
+  batch.mutable_batch()->set_start_ns(plan.start.nanos());
+  if (link.spec.scheme == HeraldingScheme::kSingleClick) {
+    batch.mutable_batch()->set_alpha_a(a.alpha());
+    batch.mutable_batch()->set_alpha_b(b.alpha());
+  }
+  output_->Record(std::move(batch));
+
+  pv::Herald herald[2];
+  for (int i = 0; i < 2; ++i) {
+    herald[i].set_link(link.spec.name);
+    herald[i].set_batch(a.batch());
+    herald[i].set_outcome(plan.outcome);
+    herald[i].set_time_ns(plan.end.nanos());
+    herald[i].set_attempts(plan.attempts);
+    herald[i].set_queue_id(g[i]->queue_id());
+  }
+  if (plan.outcome == pv::OUTCOME_SUCCESS) {
+    const uint64_t pair_seq = ++link.pair_seq;
+    physics::HeraldedState state =
+        physics::SampleHeraldedState(link.spec, a.alpha(), b.alpha(), link.rng);
+    const QubitId qubit[2] = {QubitId{link.node[0], a.slot()}, QubitId{link.node[1], b.slot()}};
+    const Time later = std::max(plan.deliver[0], plan.deliver[1]);
+    double truth =
+        physics::DensityMatrix(state.rho).FidelityTo(physics::BellVector(state.bell_index));
+    if (keep[0] && keep[1]) {
+      // The slots were checked free and reserved since; this cannot fail.
+      if (registry_->AddPair(qubit[0], qubit[1], state.rho, plan.pair_time).ok()) {
+        truth = *registry_->BellFidelity(qubit[0], qubit[1], state.bell_index, later);  // PHYS-T2
+      }
+    } else {
+      physics::DensityMatrix rho(state.rho);
+      int remaining = 0;  // index of the next qubit in rho
+      for (int i = 0; i < 2; ++i) {
+        if (keep[i]) {
+          ++remaining;
+          continue;
+        }
+        const int bit = rho.MeasureAndRemove(remaining, *BasisOf(g[i]->measure_basis()), link.rng);
+        herald[i].set_basis(g[i]->measure_basis());
+        herald[i].set_result(physics::ApplyReadoutError(
+            bit, nodes_[link.node[i]].hardware.readout_error, link.rng));  // PHYS-M3
+      }
+      for (int i = 0; i < 2; ++i) {
+        if (keep[i]) {
+          const physics::Matrix2 single = rho.matrix();
+          (void)registry_->AddQubit(qubit[i], single, plan.pair_time);
+        }
+      }
+    }
+    for (int i = 0; i < 2; ++i) {
+      herald[i].set_bell_state(static_cast<pv::BellState>(state.bell_index + 1));
+      herald[i].set_pair_seq(pair_seq);
+      if (keep[i]) herald[i].set_slot(g[i]->slot());
+    }
+    rv::TraceRecord record;
+    record.set_time_ns(later.nanos());
+    record.set_node("qworld");
+    rv::HeraldTruth* t = record.mutable_herald_truth();
+    t->set_link(link.spec.name);
+    t->set_pair_seq(pair_seq);
+    t->set_bell_state(static_cast<pv::BellState>(state.bell_index + 1));
+    t->set_true_fidelity(truth);
+    t->set_attempts(plan.attempts);
+    output_->Record(std::move(record));
+  }
+  for (int i = 0; i < 2; ++i) {
+    pv::WorldToNode message;
+    *message.mutable_herald() = std::move(herald[i]);
+    Reply(nodes_[link.node[i]].name, std::move(message), plan.deliver[i]);
+  }
+}
+
+std::optional<Refusal> World::Impl::OnFree(uint32_t index, const pv::Free& f, Time now) {
+  if (auto r = CheckSlot(nodes_[index], index, f.slot(), now)) return r;
+  (void)registry_->Free(QubitId{index, f.slot()});
+  return std::nullopt;
+}
+
+std::optional<Refusal> World::Impl::OnMeasure(uint32_t index, const pv::Measure& m, Time now) {
+  const std::optional<physics::Basis> basis = BasisOf(m.basis());
+  if (!basis) return Refuse(pv::ERROR_CODE_MALFORMED, absl::StrCat("measure basis ", m.basis()));
+  NodeState& n = nodes_[index];
+  if (auto r = CheckSlot(n, index, m.slot(), now)) return r;
+  absl::StatusOr<int> bit =
+      registry_->Measure(QubitId{index, m.slot()}, *basis, m.keep(), now, n.rng);
+  if (!bit.ok())
+    return Refuse(pv::ERROR_CODE_EMPTY_SLOT, std::string(bit.status().message()), m.slot());
+  pv::WorldToNode reply;
+  reply.mutable_measure_result()->set_request_id(m.request_id());
+  reply.mutable_measure_result()->set_result(*bit);
+  reply.mutable_measure_result()->set_time_ns(now.nanos());
+  Reply(n.name, std::move(reply), now);
+  return std::nullopt;
+}
+
+std::optional<Refusal> World::Impl::OnGate(uint32_t index, const pv::Gate& g, Time now) {
+  if (!std::isfinite(g.angle()))
+    return Refuse(pv::ERROR_CODE_MALFORMED, "gate angle is not finite");
+  NodeState& n = nodes_[index];
+  const QubitId q{index, g.slot()};
+  absl::Status status;
+  switch (g.kind()) {
+    case pv::GATE_KIND_CNOT:
+    case pv::GATE_KIND_CZ: {
+      if (!g.has_target()) return Refuse(pv::ERROR_CODE_MALFORMED, "two-qubit gate without target");
+      if (g.target() == g.slot()) return Refuse(pv::ERROR_CODE_MALFORMED, "target equals control");
+      if (auto r = CheckSlot(n, index, g.slot(), now)) return r;
+      if (auto r = CheckSlot(n, index, g.target(), now)) return r;
+      status = registry_->Apply(
+          g.kind() == pv::GATE_KIND_CNOT ? physics::Gate2::kCnot : physics::Gate2::kCz, q,
+          QubitId{index, g.target()}, now);
+      break;
+    }
+    case pv::GATE_KIND_X:
+    case pv::GATE_KIND_Y:
+    case pv::GATE_KIND_Z:
+    case pv::GATE_KIND_H:
+    case pv::GATE_KIND_S:
+    case pv::GATE_KIND_RX:
+    case pv::GATE_KIND_RY:
+    case pv::GATE_KIND_RZ: {
+      static constexpr physics::Gate1 kGates[] = {
+          physics::Gate1::kX, physics::Gate1::kY,  physics::Gate1::kZ,  physics::Gate1::kH,
+          physics::Gate1::kS, physics::Gate1::kRX, physics::Gate1::kRY, physics::Gate1::kRZ};
+      if (auto r = CheckSlot(n, index, g.slot(), now)) return r;
+      status = registry_->Apply(kGates[g.kind() - pv::GATE_KIND_X], q, g.angle(), now);
+      break;
+    }
+    default:
+      return Refuse(pv::ERROR_CODE_MALFORMED, absl::StrCat("unknown gate kind ", g.kind()));
+  }
+  if (status.code() == absl::StatusCode::kResourceExhausted) {  // PHYS-Q5
+    return Refuse(pv::ERROR_CODE_TOO_LARGE, std::string(status.message()), g.slot());
+  }
+  if (!status.ok())
+    return Refuse(pv::ERROR_CODE_UNEXPECTED, std::string(status.message()), g.slot());
+  return std::nullopt;
+}
+
+std::optional<Refusal> World::Impl::OnBellMeasure(uint32_t index, const pv::BellMeasure& m,
+                                                  Time now) {
+  if (m.slot_a() == m.slot_b()) return Refuse(pv::ERROR_CODE_MALFORMED, "slot_a equals slot_b");
+  NodeState& n = nodes_[index];
+  if (auto r = CheckSlot(n, index, m.slot_a(), now)) return r;
+  if (auto r = CheckSlot(n, index, m.slot_b(), now)) return r;
+  absl::StatusOr<int> pauli =
+      registry_->BellMeasure(QubitId{index, m.slot_a()}, QubitId{index, m.slot_b()}, now, n.rng);
+  if (!pauli.ok()) {
+    const bool too_large = pauli.status().code() == absl::StatusCode::kResourceExhausted;
+    return Refuse(too_large ? pv::ERROR_CODE_TOO_LARGE : pv::ERROR_CODE_UNEXPECTED,
+                  std::string(pauli.status().message()));
+  }
+  pv::WorldToNode reply;
+  reply.mutable_bell_measure_result()->set_request_id(m.request_id());
+  reply.mutable_bell_measure_result()->set_bell_state(static_cast<pv::BellState>(*pauli + 1));
+  reply.mutable_bell_measure_result()->set_time_ns(now.nanos());
+  Reply(n.name, std::move(reply), now);
+  return std::nullopt;
+}
+
+void World::Impl::OnBye(uint32_t index) {
+  for (auto& [name, link] : links_) {
+    for (int side = 0; side < 2; ++side) {
+      if (link.node[side] != index || !link.pending[side]) continue;
+      Release(link, side);
+      link.pending[side].reset();
+    }
+  }
+  NodeState& n = nodes_[index];
+  for (uint32_t slot = 0; slot < n.hardware.memories; ++slot) {
+    (void)registry_->Free(QubitId{index, slot});
+    n.reserved_until[slot] = Time::Zero();
+  }
+  n.said_hello = false;
+}
+
+World::World(const Topology& topology, Rng rng, Output* output)
+    : impl_(std::make_unique<Impl>(topology, rng, output)) {}
+World::~World() = default;
+
+void World::Handle(const std::string& node, const pv::NodeToWorld& request, Time now) {
+  impl_->Handle(node, request, now);
+}
+uint64_t World::operations() const { return impl_->operations; }
+uint64_t World::errors() const { return impl_->errors; }
+
+}  // namespace qnet::world
