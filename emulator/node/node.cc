@@ -49,10 +49,17 @@ class Node::Impl : public link::LinkListener {
       };
       auto egp = std::make_unique<link::Egp>(spec, name_, env_.runtime, env_.physical, memory_.get(),
                                              std::move(send), this, env_.tracer,
-                                             rng_.Fork("egp/" + spec.name));
+                                             rng_.Fork("egp/" + spec.name),
+                                             LinkOptions());
       by_neighbour_[neighbour] = egp.get();
       links_[spec.name] = LinkEnd{&spec, neighbour, std::move(egp)};
     }
+  }
+
+  link::EgpOptions LinkOptions() const {
+    link::EgpOptions options;
+    options.min_margin = env_.link_margin;
+    return options;
   }
 
   void Start() {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/time/time.h"
 #include "qnet/wire/v1/frame.pb.h"
 #include "stack/physical_service.h"
 #include "stack/random.h"
@@ -29,6 +30,9 @@ class Node : public PhysicalListener {
     // Sends a frame to a neighbour over the classical channel (the caller
     // applies the link's propagation delay).
     std::function<void(const std::string& neighbour, const wire::v1::Frame& frame)> send;
+    // Extra scheduling margin for the link layer (LINK-20): zero in virtual
+    // time; real-time backends set it above their frame-delivery jitter.
+    absl::Duration link_margin = absl::ZeroDuration();
   };
 
   Node(const Topology& topology, std::string name, Env env, Rng rng);
