@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace qnet::physics {
@@ -89,6 +90,8 @@ TEST(HeraldedStateTest, DoubleClickSampledMeanFidelityMatchesModel) {
   const double se = std::sqrt((sum2 / n - mean * mean) / n);
   EXPECT_GT(se, 0);
   EXPECT_NEAR(mean, HeraldedFidelity(link, 0), 3 * se);
+  RecordProperty("double_click_mean_fidelity",
+                 absl::StrCat(mean, " (model ", HeraldedFidelity(link, 0), ", se ", se, ")"));
   EXPECT_NEAR(minus, n / 2.0, 3 * std::sqrt(n * 0.25));
   EXPECT_NEAR(Fidelity(DoubleClickState(DoubleClickClass::kTrue, 0.85, true), kPsiMinus),
               (1 + 0.85) / 2, 1e-12);

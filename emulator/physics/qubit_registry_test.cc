@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "absl/strings/str_cat.h"
 #include "emulator/physics/heralded_state.h"
 #include "gtest/gtest.h"
 
@@ -59,6 +60,8 @@ TEST(QubitRegistryTest, ReadoutErrorRate) {
     flipped += *registry.Measure(q, Basis::kX, false, Time::Zero(), rng) != 1;
   }
   EXPECT_NEAR(flipped, n * e, 3 * std::sqrt(n * e * (1 - e)));
+  RecordProperty("readout_flip_rate",
+                 absl::StrCat(static_cast<double>(flipped) / n, " (expected ", e, ")"));
   ASSERT_TRUE(registry.AddQubit(q, BasisState(Basis::kY, 0), Time::Zero()).ok());
   ASSERT_TRUE(registry.Measure(q, Basis::kY, true, Time::Zero(), rng).ok());
   ASSERT_TRUE(registry.Holds(q));

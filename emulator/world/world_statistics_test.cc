@@ -4,6 +4,7 @@
 #include <cmath>
 #include <memory>
 
+#include "absl/strings/str_cat.h"
 #include "emulator/physics/heralded_state.h"
 #include "emulator/world/batch_plan.h"
 #include "emulator/world/testing/recording_output.h"
@@ -114,6 +115,7 @@ TEST(WorldStatisticsTest, MeanAttemptsIsOneOverPAndBatchesLeaveNoGap) {
   EXPECT_EQ(now - t0, cycle * static_cast<int64_t>(attempts));
   const double mean = attempts / n;
   const double se = std::sqrt(1 - p) / p / std::sqrt(n);
+  RecordProperty("mean_attempts", absl::StrCat(mean, " (1/p = ", 1 / p, ", se ", se, ")"));
   EXPECT_NEAR(mean, 1 / p, 3 * se) << "p = " << p;
   const double rate = n / absl::ToDoubleSeconds(now - t0);
   const double model_rate = p / absl::ToDoubleSeconds(cycle);
@@ -155,6 +157,8 @@ TEST(WorldStatisticsTest, WernerTruthFidelity) {
       sum += r.herald_truth().true_fidelity();
     }
     EXPECT_NEAR(sum / truths.size(), expected, 1e-12);
+    RecordProperty(std::isinf(depolar_s) ? "truth_perfect_memory" : "truth_depolarising",
+                   absl::StrCat(sum / truths.size(), " (expected ", expected, ")"));
     if (!std::isinf(depolar_s)) {
       EXPECT_LT(expected, link.fidelity - 0.1);
     }
@@ -187,6 +191,9 @@ TEST(WorldStatisticsTest, WernerMeasureDirectlyQber) {
   const double q = 2 * (1 - link.fidelity) / 3;
   for (int k = 0; k < 2; ++k) {
     const double se = std::sqrt(q * (1 - q) / counts[k]);
+    RecordProperty(k ? "werner_qber_z" : "werner_qber_x",
+                   absl::StrCat(static_cast<double>(errors[k]) / counts[k], " (expected ", q,
+                                ", se ", se, ")"));
     EXPECT_NEAR(static_cast<double>(errors[k]) / counts[k], q, 3 * se) << (k ? "Z" : "X");
   }
   for (const auto& r : d.out().Records(rv::TraceRecord::kHeraldTruth))
@@ -227,6 +234,9 @@ TEST(WorldStatisticsTest, SingleClickMeasureDirectlyQberMatchesDensityMatrix) {
   const double q[2] = {q_x, q_z};
   for (int k = 0; k < 2; ++k) {
     const double se = std::sqrt(q[k] * (1 - q[k]) / counts[k]);
+    RecordProperty(k ? "single_click_qber_z" : "single_click_qber_x",
+                   absl::StrCat(static_cast<double>(errors[k]) / counts[k], " (expected ", q[k],
+                                ", se ", se, ")"));
     EXPECT_NEAR(static_cast<double>(errors[k]) / counts[k], q[k], 3 * se) << (k ? "Z" : "X");
   }
   EXPECT_GT(q_z, 0.05);
