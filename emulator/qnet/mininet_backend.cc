@@ -1,0 +1,252 @@
+#include "emulator/qnet/mininet_backend.h"
+
+#include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "emulator/qnet/child_group.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace qnet::launcher {
+namespace {
+
+namespace fs = std::filesystem;
+using google::protobuf::ListValue;
+using google::protobuf::Struct;
+using google::protobuf::Value;
+
+Value Str(const std::string& s) {
+  Value v;
+  v.set_string_value(s);
+  return v;
+}
+Value Num(double d) {
+  Value v;
+  v.set_number_value(d);
+  return v;
+}
+Value Strings(const std::vector<std::string>& items) {
+  Value v;
+  ListValue* list = v.mutable_list_value();
+  for (const std::string& s : items) *list->add_values() = Str(s);
+  return v;
+}
+Value Object(std::initializer_list<std::pair<const char*, Value>> fields) {
+  Value v;
+  Struct* s = v.mutable_struct_value();
+  for (const auto& [key, value] : fields) (*s->mutable_fields())[key] = value;
+  return v;
+}
+
+// Can a child process get a network namespace of its own?
+bool CanUnshareNet() {
+  const pid_t pid = fork();
+  if (pid == 0) _exit(unshare(CLONE_NEWNET) == 0 ? 0 : 1);
+  if (pid < 0) return false;
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+std::string LinkSubnetPrefix(size_t link_index) {
+  const size_t n = link_index + 1;
+  return absl::StrCat("10.", n / 256, ".", n % 256, ".");
+}
+
+}  // namespace
+
+absl::Status CheckMininetPrerequisites() {
+  const std::string hint = "; use --backend local (no root needed) or --backend sim";
+  if (geteuid() != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the mininet backend needs root (it creates network namespaces and veth links)", hint));
+  }
+  if (!CanUnshareNet()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the mininet backend needs network namespaces, but unshare(CLONE_NEWNET) failed here",
+        hint));
+  }
+  if (RunQuietly({"ip", "netns", "list"}) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("`ip netns list` failed: install iproute2 (.ci/install-deps)", hint));
+  }
+  if (RunQuietly({kMininetPython, "-c", "import mininet.net, mininet.link"}) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        kMininetPython,
+        " cannot import mininet: install the Debian package `mininet` (.ci/install-deps)", hint));
+  }
+  if (RunQuietly({"sh", "-c", "command -v mnexec"}) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("mnexec (from the mininet package) is not on $PATH", hint));
+  }
+  return absl::OkStatus();
+}
+
+std::string MininetRunTag() {
+  static constexpr char kDigits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+  std::string digits;
+  for (unsigned long v = static_cast<unsigned long>(getpid()); v > 0; v /= 36)
+    digits.insert(digits.begin(), kDigits[v % 36]);
+  return "q" + digits;
+}
+
+absl::StatusOr<std::string> MininetPlanJson(const Topology& topology,
+                                            const DaemonSettings& settings,
+                                            const DaemonPaths& daemons, const std::string& tag,
+                                            absl::Duration wall_timeout) {
+  if (absl::Status s = CheckNodeNamesUsable(topology); !s.ok()) return s;
+  if (topology.nodes.size() > 999)
+    return absl::InvalidArgumentError("the mininet backend runs at most 999 nodes");
+  if (topology.links.size() >= 65535)
+    return absl::InvalidArgumentError("the mininet backend runs at most 65534 links");
+
+  std::map<std::string, std::string> host_of;
+  for (size_t i = 0; i < topology.nodes.size(); ++i)
+    host_of[topology.nodes[i].name] = absl::StrCat(tag, "n", i + 1);
+  // Interfaces are numbered per host; Linux allows 15 characters.
+  std::map<std::string, int> interfaces;
+  std::map<std::string, std::string> ip_on_link;          // "node|link" -> address
+  std::map<std::string, std::vector<std::string>> peers;  // node -> --peer values
+
+  Value links;
+  links.mutable_list_value();
+  for (size_t k = 0; k < topology.links.size(); ++k) {
+    const LinkSpec& link = topology.links[k];
+    const std::string prefix = LinkSubnetPrefix(k);
+    const std::string a_ip = prefix + "1", b_ip = prefix + "2";
+    const std::string a_intf = absl::StrCat(host_of[link.a], "-", ++interfaces[link.a]);
+    const std::string b_intf = absl::StrCat(host_of[link.b], "-", ++interfaces[link.b]);
+    if (a_intf.size() > 15 || b_intf.size() > 15) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "too many links at one node for Mininet interface names (", a_intf, ", ", b_intf, ")"));
+    }
+    *links.mutable_list_value()->add_values() = Object({{"name", Str(link.name)},
+                                                        {"a", Str(link.a)},
+                                                        {"b", Str(link.b)},
+                                                        {"subnet", Str(prefix + "0/30")},
+                                                        {"a_ip", Str(a_ip)},
+                                                        {"b_ip", Str(b_ip)},
+                                                        {"a_intf", Str(a_intf)},
+                                                        {"b_intf", Str(b_intf)}});
+    peers[link.a].push_back(absl::StrCat(link.b, "=", b_ip, ":", kMininetPort));
+    peers[link.b].push_back(absl::StrCat(link.a, "=", a_ip, ":", kMininetPort));
+  }
+
+  const std::string socket_path = QworldSocketPath(settings.out_dir);
+  std::vector<std::string> qworld_argv = {daemons.qworld, "--topology", settings.topology_path,
+                                          "--socket", socket_path};
+  for (std::string& flag : CommonDaemonFlags(settings)) qworld_argv.push_back(std::move(flag));
+
+  Value nodes;
+  nodes.mutable_list_value();
+  for (const NodeSpec& node : topology.nodes) {
+    std::vector<std::string> argv = {daemons.qnode,
+                                     "--topology",
+                                     settings.topology_path,
+                                     "--node",
+                                     node.name,
+                                     "--qworld",
+                                     "unix:" + socket_path,
+                                     "--listen",
+                                     absl::StrCat("0.0.0.0:", kMininetPort)};
+    for (const std::string& peer : peers[node.name]) {
+      argv.push_back("--peer");
+      argv.push_back(peer);
+    }
+    for (std::string& flag : CommonDaemonFlags(settings)) argv.push_back(std::move(flag));
+    *nodes.mutable_list_value()->add_values() =
+        Object({{"name", Str(node.name)},
+                {"host", Str(host_of[node.name])},
+                {"argv", Strings(argv)},
+                {"log", Str(absl::StrCat(settings.out_dir, "/logs/", node.name, ".log"))},
+                {"trace", Str(absl::StrCat(settings.out_dir, "/nodes/", node.name, ".jsonl"))}});
+  }
+
+  Value plan = Object({
+      {"tag", Str(tag)},
+      {"out_dir", Str(settings.out_dir)},
+      {"socket_path", Str(socket_path)},
+      {"wall_timeout_s", Num(absl::ToDoubleSeconds(wall_timeout))},
+      {"duration_s", Num(topology.duration_s)},
+      {"time_dilation", Num(topology.time_dilation)},
+      {"qworld", Object({{"argv", Strings(qworld_argv)},
+                         {"log", Str(settings.out_dir + "/logs/qworld.log")},
+                         {"trace", Str(settings.out_dir + "/qworld.jsonl")}})},
+      {"nodes", nodes},
+      {"links", links},
+  });
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  if (auto s = google::protobuf::util::MessageToJsonString(plan.struct_value(), &json, options);
+      !s.ok()) {
+    return absl::InternalError(absl::StrCat("cannot write the plan: ", s.ToString()));
+  }
+  return json;
+}
+
+absl::Status RunMininet(const Topology& topology, const DaemonSettings& settings,
+                        const DaemonPaths& daemons, absl::Duration wall_timeout) {
+  if (absl::Status s = CheckMininetPrerequisites(); !s.ok()) return s;
+  const std::string driver = SelfDir() + "/qnet_mininet.py";
+  std::error_code ec;
+  if (!fs::is_regular_file(driver, ec)) {
+    return absl::NotFoundError(
+        absl::StrCat("the Mininet driver ", driver,
+                     " is missing (CMake copies emulator/mininet/qnet_mininet.py there)"));
+  }
+  fs::create_directories(settings.out_dir + "/logs", ec);
+  if (ec)
+    return absl::InternalError(
+        absl::StrCat("cannot create ", settings.out_dir, "/logs: ", ec.message()));
+  absl::StatusOr<std::string> plan =
+      MininetPlanJson(topology, settings, daemons, MininetRunTag(), wall_timeout);
+  if (!plan.ok()) return plan.status();
+  const std::string plan_path = settings.out_dir + "/plan.json";
+  {
+    std::ofstream out(plan_path, std::ios::binary | std::ios::trunc);
+    out << *plan << "\n";
+    if (!out) return absl::InternalError(absl::StrCat("cannot write ", plan_path));
+  }
+
+  ChildGroup group;
+  // SIGTERM if the launcher dies: the driver then still tears the network down.
+  if (absl::Status s = group.Spawn(
+          ChildSpec{"mininet driver", {kMininetPython, driver, plan_path}, "", SIGTERM});
+      !s.ok()) {
+    return s;
+  }
+  // The driver enforces the wall timeout itself; this outer limit only
+  // catches a driver that hangs, with time for its teardown.
+  const absl::Duration teardown = absl::Seconds(60);
+  WaitResult r = group.Wait(absl::Now() + wall_timeout + teardown);
+  if (r.end == WaitEnd::kInterrupted || r.end == WaitEnd::kTimedOut) {
+    ChildGroup::ClearInterrupt();  // a second Ctrl-C during teardown kills the driver
+    group.Signal(SIGTERM);
+    WaitResult after = group.Wait(absl::Now() + teardown);
+    if (after.end == WaitEnd::kTimedOut || after.end == WaitEnd::kInterrupted) group.KillAll();
+    if (r.end == WaitEnd::kInterrupted) {
+      return absl::CancelledError(absl::StrCat("interrupted by ", strsignal(r.interrupt_signal),
+                                               "; the Mininet network was torn down"));
+    }
+    return absl::DeadlineExceededError(absl::StrCat("the Mininet driver did not finish within ",
+                                                    absl::FormatDuration(wall_timeout + teardown)));
+  }
+  if (r.end == WaitEnd::kChildFailed) {
+    return absl::AbortedError(
+        absl::StrCat("the Mininet run failed: the driver ", r.failed->Describe(),
+                     " (its reason is printed above; logs are in ", settings.out_dir, "/logs)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace qnet::launcher
