@@ -1,0 +1,419 @@
+#include "emulator/qnode/node_daemon.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+
+namespace qnet::qnode {
+namespace {
+
+using results::v1::DropReason;
+
+// Frames released while a neighbour is not connected yet are kept up to this many.
+constexpr size_t kMaxWaitingFrames = 4096;
+
+}  // namespace
+
+absl::StatusOr<std::map<std::string, std::string>> ParsePeers(
+    const std::vector<std::string>& values) {
+  std::map<std::string, std::string> peers;
+  for (const std::string& value : values) {
+    for (absl::string_view item : absl::StrSplit(value, ',', absl::SkipEmpty())) {
+      const size_t eq = item.find('=');
+      if (eq == absl::string_view::npos || eq == 0 || eq + 1 == item.size()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--peer '", item, "': expected NEIGHBOUR=HOST:PORT"));
+      }
+      const std::string name(item.substr(0, eq));
+      if (absl::Status s = ParseStreamAddress(std::string(item.substr(eq + 1))).status(); !s.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("--peer '", item, "': ", s.message()));
+      }
+      if (!peers.emplace(name, std::string(item.substr(eq + 1))).second) {
+        return absl::InvalidArgumentError(absl::StrCat("--peer names '", name, "' twice"));
+      }
+    }
+  }
+  return peers;
+}
+
+absl::StatusOr<std::unique_ptr<NodeDaemon>> NodeDaemon::Create(EventRuntime* runtime,
+                                                               Topology topology,
+                                                               NodeDaemonOptions options) {
+  if (runtime->epoch_set())
+    return absl::FailedPreconditionError("the runtime's epoch is already set");
+  std::unique_ptr<NodeDaemon> daemon(
+      new NodeDaemon(runtime, std::move(topology), std::move(options)));
+  if (absl::Status s = daemon->Init(); !s.ok()) return s;
+  return daemon;
+}
+
+NodeDaemon::NodeDaemon(EventRuntime* runtime, Topology topology, NodeDaemonOptions options)
+    : runtime_(runtime), topology_(std::move(topology)), options_(std::move(options)) {}
+
+NodeDaemon::~NodeDaemon() {
+  connections_.clear();
+  neighbours_.clear();
+  if (tracer_ != nullptr) tracer_->Flush();
+}
+
+void NodeDaemon::Log(const std::string& line) const {
+  if (options_.log) {
+    options_.log(line);
+  } else {
+    std::fprintf(stderr, "qnode %s: %s\n", options_.node.c_str(), line.c_str());
+  }
+}
+
+const std::string& NodeDaemon::listen_address() const {
+  static const std::string kNone;
+  return listener_ ? listener_->address() : kNone;
+}
+
+absl::Status NodeDaemon::Init() {
+  const std::string& me = options_.node;
+  if (topology_.FindNode(me) == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("node '", me, "' is not in the topology ", topology_.source));
+  }
+  duration_s_ = options_.duration_s.value_or(topology_.duration_s);
+  if (!(duration_s_ > 0))
+    return absl::InvalidArgumentError(
+        absl::StrCat("run duration must be > 0 s, got ", duration_s_));
+  for (const auto& [name, address] : options_.peers) {
+    if (topology_.LinkBetween(me, name) == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--peer ", name, ": no link joins ", me, " and ", name));
+    }
+  }
+
+  const std::string out = options_.out_dir.empty() ? "." : options_.out_dir;
+  std::error_code ec;
+  std::filesystem::create_directories(out + "/nodes", ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", out, "/nodes: ", ec.message()));
+  tracer_ = std::make_unique<JsonLinesTracer>(out + "/nodes/" + me + ".jsonl", me, runtime_);
+  if (!tracer_->ok())
+    return absl::InternalError(absl::StrCat("cannot write ", out, "/nodes/", me, ".jsonl"));
+
+  node::QworldClient::Callbacks callbacks;
+  callbacks.on_hello_ack = [this](const physical::v1::HelloAck& ack) {
+    Log(absl::StrCat("qworld accepted the node (", ack.memories(), " memories)"));
+  };
+  callbacks.on_rejected = [this](const physical::v1::Error& error) {
+    Finish(absl::StrCat("qworld refused the node: ", physical::v1::ErrorCode_Name(error.code()),
+                        ": ", error.detail()),
+           1);
+  };
+  callbacks.on_start = [this](const physical::v1::Start& start) { OnQworldStart(start); };
+  callbacks.on_stop = [this](const physical::v1::Stop& stop) {
+    Finish(absl::StrCat("qworld: ", stop.reason()), 0);
+  };
+  callbacks.on_closed = [this](absl::Status why) {
+    if (!finishing_)
+      Finish(absl::StrCat("lost the connection to qworld", why.ok() ? "" : ": ", why.message()), 1);
+  };
+  qworld_ = std::make_unique<node::QworldClient>(me, tracer_.get(), std::move(callbacks));
+
+  node::Node::Env env;
+  env.runtime = runtime_;
+  env.physical = qworld_.get();
+  env.tracer = tracer_.get();
+  env.send = [this](const std::string& neighbour, const wire::v1::Frame& frame) {
+    SendToNeighbour(neighbour, frame);
+  };
+  const Rng root(options_.seed.value_or(topology_.seed));
+  node_ = std::make_unique<node::Node>(topology_, me, std::move(env), root.Fork("node/" + me));
+  qworld_->set_listener(node_.get());
+
+  for (const LinkSpec& link : topology_.links) {
+    if (link.a != me && link.b != me) continue;
+    const std::string name = link.a == me ? link.b : link.a;
+    if (neighbours_.contains(name)) continue;  // one connection per neighbour pair
+    Neighbour& n = neighbours_[name];
+    n.name = name;
+    n.link = &link;
+    n.dial = link.a == me;
+    if (n.dial) {
+      auto it = options_.peers.find(name);
+      if (it == options_.peers.end()) {
+        return absl::InvalidArgumentError(absl::StrCat("no --peer address for neighbour ", name,
+                                                       " (link ", link.name, ", which ", me,
+                                                       " dials)"));
+      }
+      n.address = it->second;
+    }
+    const absl::Duration delay =
+        absl::Nanoseconds(static_cast<int64_t>(link.delay_s() * 1e9 + 0.5));
+    n.sender = std::make_unique<DelayedSender>(runtime_, delay, [this, name](std::string bytes) {
+      Release(neighbours_[name], std::move(bytes));
+    });
+  }
+
+  if (!options_.listen_address.empty()) {
+    auto listener = StreamListener::Listen(runtime_, options_.listen_address,
+                                           [this](std::unique_ptr<FramedStream> s) {
+                                             if (!finishing_) AddConnection(std::move(s), "");
+                                           });
+    if (!listener.ok()) return listener.status();
+    listener_ = std::move(*listener);
+  } else {
+    for (const auto& [name, n] : neighbours_) {
+      if (!n.dial)
+        return absl::InvalidArgumentError(
+            absl::StrCat("neighbour ", name, " dials this node: --listen is needed"));
+    }
+  }
+
+  qworld_dialer_ = Dialer::Dial(
+      runtime_, options_.qworld_address, options_.connect_timeout,
+      [this](absl::StatusOr<std::unique_ptr<FramedStream>> stream) {
+        if (!stream.ok()) {
+          return Finish(absl::StrCat("cannot reach qworld: ", stream.status().message()), 1);
+        }
+        Log(absl::StrCat("connected to qworld at ", options_.qworld_address));
+        qworld_->Attach(std::move(*stream));
+      });
+  for (auto& [name, n] : neighbours_) {
+    if (!n.dial) continue;
+    n.dialer = Dialer::Dial(
+        runtime_, n.address, options_.connect_timeout,
+        [this, name = name](absl::StatusOr<std::unique_ptr<FramedStream>> stream) {
+          if (!stream.ok()) {
+            return Finish(
+                absl::StrCat("cannot reach neighbour ", name, ": ", stream.status().message()), 1);
+          }
+          if (finishing_) return;
+          const uint64_t id = AddConnection(std::move(*stream), name);
+          PeerConnection& c = connections_[id];
+          SendHello(c.stream.get());
+          Bind(c, neighbours_[name]);
+        });
+  }
+  Log(absl::StrCat("up: ", neighbours_.size(), " neighbours, listening on ",
+                   listener_ ? listener_->address() : "(nothing)"));
+  return absl::OkStatus();
+}
+
+void NodeDaemon::OnQworldStart(const physical::v1::Start& start) {
+  if (absl::Status s = runtime_->SetEpoch(static_cast<int64_t>(start.epoch_monotonic_ns()),
+                                          start.time_dilation());
+      !s.ok()) {
+    return Finish(absl::StrCat("bad Start from qworld: ", s.message()), 1);
+  }
+  Log(absl::StrFormat("start: epoch %d ns (monotonic), time dilation %g, duration %g s",
+                      start.epoch_monotonic_ns(), start.time_dilation(), duration_s_));
+  start_timer_ = runtime_->CreateTimer([this] { node_->Start(); });
+  start_timer_->ArmAt(Time::Zero());
+  duration_timer_ = runtime_->CreateTimer([this] { node_->Stop(); });
+  duration_timer_->ArmAt(Time::FromSeconds(duration_s_));
+  end_timer_ =
+      runtime_->CreateTimer([this] { Finish("the run is over and qworld sent no Stop", 0); });
+  end_timer_->ArmAt(Time::FromSeconds(duration_s_ + options_.grace_s));
+}
+
+void NodeDaemon::SendToNeighbour(const std::string& neighbour, const wire::v1::Frame& frame) {
+  auto it = neighbours_.find(neighbour);
+  if (it == neighbours_.end()) {
+    ++frames_lost_;
+    tracer_->Drop(DropReason::DROP_REASON_UNKNOWN_LINK,
+                  absl::StrCat("frame for ", neighbour, ", not a neighbour"));
+    return;
+  }
+  it->second.sender->SendFrame(frame);
+}
+
+void NodeDaemon::Release(Neighbour& n, std::string bytes) {
+  if (n.connection != 0) {
+    auto it = connections_.find(n.connection);
+    if (it != connections_.end() && it->second.stream->SendBytes(bytes).ok()) return;
+  } else if (n.waiting.size() < kMaxWaitingFrames && !finishing_) {
+    n.waiting.push_back(std::move(bytes));
+    return;
+  }
+  ++frames_lost_;
+  tracer_->Drop(DropReason::DROP_REASON_NO_CONSUMER,
+                absl::StrCat("frame to ", n.name,
+                             " lost: ", n.connection == 0 ? "not connected" : "connection closed"),
+                n.link->name);
+}
+
+uint64_t NodeDaemon::AddConnection(std::unique_ptr<FramedStream> stream,
+                                   const std::string& neighbour) {
+  const uint64_t id = next_connection_++;
+  PeerConnection& c = connections_[id];
+  c.id = id;
+  c.stream = std::move(stream);
+  c.neighbour = neighbour;
+  c.stream->Start({
+      .on_frame = [this, id](std::string payload) { OnPeerFrame(id, payload); },
+      .on_oversized = [this, id](uint64_t size) { OnPeerOversized(id, size); },
+      .on_closed = [this, id](absl::Status why) { OnPeerClosed(id, why); },
+  });
+  return id;
+}
+
+void NodeDaemon::SendHello(FramedStream* stream) {
+  wire::v1::Frame hello;
+  hello.set_version(1);
+  hello.set_from_node(options_.node);
+  hello.mutable_hello()->set_node(options_.node);
+  (void)stream->Send(hello);
+}
+
+void NodeDaemon::Bind(PeerConnection& c, Neighbour& n) {
+  n.connection = c.id;
+  Log(absl::StrCat("neighbour ", n.name, " connected (", c.stream->peer(), ")"));
+  while (!n.waiting.empty()) {
+    (void)c.stream->SendBytes(n.waiting.front());
+    n.waiting.pop_front();
+  }
+}
+
+void NodeDaemon::RefusePeer(PeerConnection& c, wire::v1::FrameErrorCode code,
+                            const std::string& detail) {
+  tracer_->Drop(code == wire::v1::FRAME_ERROR_CODE_VERSION
+                    ? DropReason::DROP_REASON_VERSION_MISMATCH
+                    : DropReason::DROP_REASON_UNEXPECTED_FRAME,
+                absl::StrCat("connection from ", c.stream->peer(), ": ", detail));
+  Log(absl::StrCat("refused connection from ", c.stream->peer(), ": ", detail));
+  wire::v1::Frame error;
+  error.set_version(1);
+  error.set_from_node(options_.node);
+  error.mutable_error()->set_code(code);
+  error.mutable_error()->set_detail(detail);
+  (void)c.stream->Send(error);
+  if (!c.neighbour.empty()) {
+    auto it = neighbours_.find(c.neighbour);
+    if (it != neighbours_.end() && it->second.connection == c.id) it->second.connection = 0;
+  }
+  const uint64_t id = c.id;
+  c.stream->CloseWhenFlushed(
+      [this, id] { runtime_->Post([this, id] { connections_.erase(id); }); });
+}
+
+void NodeDaemon::OnPeerFrame(uint64_t id, const std::string& payload) {
+  auto it = connections_.find(id);
+  if (it == connections_.end()) return;
+  PeerConnection& c = it->second;
+  wire::v1::Frame frame;
+  const bool parsed = frame.ParseFromString(payload);
+  if (!c.hello_seen) {
+    if (!parsed || !frame.has_hello()) {
+      return RefusePeer(
+          c, parsed ? wire::v1::FRAME_ERROR_CODE_UNEXPECTED : wire::v1::FRAME_ERROR_CODE_MALFORMED,
+          "the first frame on a neighbour connection must be Hello");
+    }
+    return OnPeerHello(c, frame);
+  }
+  if (!parsed) {
+    return node_->OnBadFrame(
+        c.neighbour, false,
+        absl::StrCat("a ", payload.size(), "-byte frame does not parse as qnet.wire.v1.Frame"));
+  }
+  node_->OnFrame(c.neighbour, frame);
+}
+
+void NodeDaemon::OnPeerHello(PeerConnection& c, const wire::v1::Frame& frame) {
+  const std::string& name = frame.hello().node();
+  if (frame.version() != 1) {
+    return RefusePeer(c, wire::v1::FRAME_ERROR_CODE_VERSION,
+                      absl::StrCat("Hello with version ", frame.version()));
+  }
+  if (!frame.from_node().empty() && frame.from_node() != name) {
+    return RefusePeer(c, wire::v1::FRAME_ERROR_CODE_UNEXPECTED,
+                      absl::StrCat("Hello for '", name, "' sent by '", frame.from_node(), "'"));
+  }
+  if (!c.neighbour.empty()) {  // dialled: we know whom we called
+    if (name != c.neighbour) {
+      return RefusePeer(c, wire::v1::FRAME_ERROR_CODE_UNEXPECTED,
+                        absl::StrCat("dialled ", c.neighbour, " but '", name, "' answered"));
+    }
+    c.hello_seen = true;
+    return;
+  }
+  auto it = neighbours_.find(name);
+  if (it == neighbours_.end()) {
+    return RefusePeer(c, wire::v1::FRAME_ERROR_CODE_UNEXPECTED,
+                      absl::StrCat("'", name, "' is not a neighbour of ", options_.node));
+  }
+  Neighbour& n = it->second;
+  if (n.connection != 0) {
+    return RefusePeer(c, wire::v1::FRAME_ERROR_CODE_UNEXPECTED,
+                      absl::StrCat(name, " is already connected"));
+  }
+  c.neighbour = name;
+  c.hello_seen = true;
+  SendHello(c.stream.get());
+  Bind(c, n);
+}
+
+void NodeDaemon::OnPeerOversized(uint64_t id, uint64_t size) {
+  auto it = connections_.find(id);
+  if (it == connections_.end()) return;
+  PeerConnection& c = it->second;
+  if (!c.hello_seen) {
+    return RefusePeer(c, wire::v1::FRAME_ERROR_CODE_OVERSIZED,
+                      absl::StrCat("first frame of ", size, " bytes instead of Hello"));
+  }
+  node_->OnBadFrame(c.neighbour, true, absl::StrCat("frame of ", size, " bytes"));
+}
+
+void NodeDaemon::OnPeerClosed(uint64_t id, const absl::Status& why) {
+  auto it = connections_.find(id);
+  if (it == connections_.end()) return;
+  const std::string neighbour = it->second.neighbour;
+  if (!neighbour.empty()) {
+    auto n = neighbours_.find(neighbour);
+    if (n != neighbours_.end() && n->second.connection == id) {
+      n->second.connection = 0;
+      if (!finishing_)
+        Log(absl::StrCat("neighbour ", neighbour, " disconnected", why.ok() ? "" : ": ",
+                         why.message()));
+    }
+  }
+  // Inside the stream's own callback: destroy it on the next loop turn.
+  auto stream = std::shared_ptr<FramedStream>(std::move(it->second.stream));
+  connections_.erase(it);
+  runtime_->Post([stream] {});
+}
+
+void NodeDaemon::Shutdown(const std::string& reason, int exit_code) { Finish(reason, exit_code); }
+
+void NodeDaemon::Finish(const std::string& reason, int exit_code) {
+  if (finishing_) return;
+  finishing_ = true;
+  Log(absl::StrCat("stop: ", reason));
+  if (start_timer_) start_timer_->Cancel();
+  if (duration_timer_) duration_timer_->Cancel();
+  if (end_timer_) end_timer_->Cancel();
+  qworld_dialer_.reset();
+  node_->Stop();
+  for (auto& [name, n] : neighbours_) {
+    n.dialer.reset();
+    n.sender->Flush();
+  }
+  tracer_->Flush();
+  auto remaining = std::make_shared<size_t>(1);  // the Bye to qworld
+  auto done = [this, exit_code] {
+    if (flush_timer_ == nullptr) return;
+    flush_timer_.reset();
+    tracer_->Flush();
+    if (on_finished_) on_finished_(exit_code);
+  };
+  flush_timer_ = runtime_->CreateWallTimer(done);
+  auto one_done = [remaining, done] {
+    if (--*remaining == 0) done();
+  };
+  for (auto& [id, c] : connections_) {
+    if (c.stream == nullptr || !c.stream->open()) continue;
+    ++*remaining;
+    c.stream->CloseWhenFlushed(one_done);
+  }
+  flush_timer_->ArmAfter(absl::Seconds(1));
+  qworld_->Bye(reason, one_done);
+}
+
+}  // namespace qnet::qnode
