@@ -70,7 +70,9 @@ Egp::Egp(const LinkSpec& link, std::string self_node, Runtime* runtime, Physical
     if (phase_ != Phase::kHeraldPending || !pending_herald_) return;
     const Herald herald = *std::move(pending_herald_);
     pending_herald_.reset();
-    ProcessHerald(herald, runtime_->Now());
+    // LINK-24/30: the reference is the batch end both ends share, even when a
+    // real-time runtime fires this timer a little late.
+    ProcessHerald(herald, TimeFromWire(herald.time_ns()));
   });
   memory_poll_timer_ = runtime_->CreateTimer([this] { OnMemoryPollExpired(); });
   memory_ready_timer_ = runtime_->CreateTimer([this] {
