@@ -317,11 +317,23 @@ def clean_leftovers(tag):
     for name in leftover_interfaces(tag):
         subprocess.run(["ip", "link", "del", "dev", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        check=False)
-    for pid in leftover_shells(tag):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
+    # net.stop() hangs up the host shells; wait for them to go, then kill any
+    # that stayed (zombies have an empty command line and are not listed).
+    deadline = time.monotonic() + 2 * STOP_GRACE_S
+    killed = False
+    while time.monotonic() < deadline:
+        shells = leftover_shells(tag)
+        if not shells:
+            return
+        if not killed and time.monotonic() >= deadline - STOP_GRACE_S:
+            for pid in shells:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            killed = True
+        time.sleep(0.02)
+    log("host shells still running after teardown: %s" % leftover_shells(tag))
 
 
 def run(plan):

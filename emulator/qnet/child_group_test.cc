@@ -126,7 +126,9 @@ TEST(ChildGroupTest, TimeoutThenKillAllLeavesNothingIncludingGrandchildren) {
   EXPECT_EQ(group.Running().size(), 2u);
   group.KillAll(absl::Milliseconds(200));
   EXPECT_FALSE(group.AnyRunning());
-  // The background sleeps were grandchildren in the same group: gone too.
+  // The background sleeps were grandchildren in the same group: gone too
+  // (SIGKILL was sent; give the kernel a moment to finish them).
+  for (int i = 0; i < 200 && RunningInGroup(pgid) > 0; ++i) usleep(10000);
   EXPECT_EQ(RunningInGroup(pgid), 0);
 }
 

@@ -196,7 +196,6 @@ absl::StatusOr<std::string> MininetPlanJson(const Topology& topology,
 
 absl::Status RunMininet(const Topology& topology, const DaemonSettings& settings,
                         const DaemonPaths& daemons, absl::Duration wall_timeout) {
-  if (absl::Status s = CheckMininetPrerequisites(); !s.ok()) return s;
   const std::string driver = SelfDir() + "/qnet_mininet.py";
   std::error_code ec;
   if (!fs::is_regular_file(driver, ec)) {

@@ -51,6 +51,7 @@ absl::StatusOr<std::string> MininetPlanJson(const Topology& topology,
                                             absl::Duration wall_timeout);
 
 // Writes OUT/plan.json and runs the driver found next to the qnet binary.
+// The caller has checked CheckMininetPrerequisites().
 absl::Status RunMininet(const Topology& topology, const DaemonSettings& settings,
                         const DaemonPaths& daemons, absl::Duration wall_timeout);
 

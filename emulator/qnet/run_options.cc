@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -74,7 +75,12 @@ absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args) {
 
 std::string DefaultOutDir(const std::string& topology_name, const std::string& backend,
                           absl::Time now) {
-  return absl::StrCat("results/", topology_name, "-", backend, "-",
+  std::string name = topology_name.empty() ? "qnet" : topology_name;
+  for (char& c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
+      c = '_';
+  }
+  return absl::StrCat("results/", name, "-", backend, "-",
                       absl::FormatTime("%Y%m%dT%H%M%SZ", now, absl::UTCTimeZone()));
 }
 

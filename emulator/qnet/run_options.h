@@ -25,7 +25,8 @@ struct RunOptions {
 // Parses the arguments after `qnet run`; accepts --flag VALUE and --flag=VALUE.
 absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args);
 
-// results/<name>-<backend>-<UTC timestamp>, relative to the working directory.
+// results/<name>-<backend>-<UTC timestamp>, relative to the working directory;
+// characters of the name other than letters, digits, '-', '_' and '.' become '_'.
 std::string DefaultOutDir(const std::string& topology_name, const std::string& backend,
                           absl::Time now);
 

@@ -51,6 +51,7 @@ TEST(RunOptionsTest, BadInputIsAClearError) {
 TEST(RunOptionsTest, DefaultOutDirNamesTopologyBackendAndUtcTime) {
   const absl::Time t = absl::FromUnixSeconds(1'800'000'000);  // 2027-01-15 08:00:00 UTC
   EXPECT_EQ(DefaultOutDir("demo", "local", t), "results/demo-local-20270115T080000Z");
+  EXPECT_EQ(DefaultOutDir("../a b", "sim", t), "results/.._a_b-sim-20270115T080000Z");
 }
 
 TEST(RunOptionsTest, WallTimeoutScalesWithDilation) {
