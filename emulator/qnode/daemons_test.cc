@@ -179,6 +179,7 @@ TEST_F(DaemonsTest, TwoNodesAgreeOnEveryPairAtTheModelRate) {
     EXPECT_EQ(a[i].pair().sequence(), i + 1) << i;
     EXPECT_EQ(a[i].herald_seq(), b[i].herald_seq()) << i;
     EXPECT_EQ(a[i].bell_state(), b[i].bell_state()) << i;
+    EXPECT_EQ(a[i].time_ns(), b[i].time_ns()) << i << ": LINK-07, both ends share the batch end time";
   }
   // Rate over consecutive pairs: n - 1 batches between the first and last OK.
   const double span_s = static_cast<double>(a.back().time_ns() - a.front().time_ns()) * 1e-9;
