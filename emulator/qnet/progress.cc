@@ -115,6 +115,8 @@ ProgressPrinter::ProgressPrinter(std::FILE* out, std::string backend)
 
 void ProgressPrinter::Print(const ProgressSnapshot& snapshot) {
   const std::string line = FormatProgress(backend_, snapshot);
+  if (line == last_line_) return;
+  last_line_ = line;
   if (tty_) {
     std::fprintf(out_, "\r%s\x1b[K", line.c_str());
     pending_newline_ = true;

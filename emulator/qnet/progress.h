@@ -88,7 +88,8 @@ class RunProgress {
 std::string FormatProgress(const std::string& backend, const ProgressSnapshot& snapshot);
 
 // Prints progress lines: on a TTY one line rewritten in place ("\r...\x1b[K"),
-// otherwise one plain line per call. Finish() ends the TTY line.
+// otherwise one plain line per call that changed something. Finish() ends the
+// TTY line.
 class ProgressPrinter {
  public:
   ProgressPrinter(std::FILE* out, std::string backend);
@@ -100,6 +101,7 @@ class ProgressPrinter {
   std::string backend_;
   bool tty_;
   bool pending_newline_ = false;
+  std::string last_line_;
 };
 
 }  // namespace qnet::launcher

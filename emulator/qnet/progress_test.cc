@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
@@ -134,6 +135,29 @@ TEST(RunProgressTest, EmulatedTimeIsTheLatestRecordAndOksAreCountedAtTheAEnd) {
   sim.duration_s = 2;
   sim.all_oks = 12;
   EXPECT_EQ(FormatProgress("sim", sim), "[sim] 0.5/2.0 s emulated (25%)  12 OKs at all nodes");
+}
+
+TEST(ProgressPrinterTest, PlainOutputHasOneLinePerChange) {
+  const std::string path = TempDir("printer") + "/out.txt";
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  ProgressPrinter printer(f, "local");
+  ProgressSnapshot s;
+  s.duration_s = 10;
+  s.links.push_back(LinkProgress{"ab", 0});
+  printer.Print(s);
+  s.emulated_s = 1;
+  s.links[0].oks = 5;
+  printer.Print(s);
+  printer.Print(s);  // nothing new: not repeated
+  printer.Finish();
+  std::fclose(f);
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(text.str(),
+            "[local] 0.0/10.0 s emulated (0%)  ab 0 pairs 0.0 Hz\n"
+            "[local] 1.0/10.0 s emulated (10%)  ab 5 pairs 5.0 Hz\n");
 }
 
 }  // namespace
