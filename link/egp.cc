@@ -118,6 +118,7 @@ absl::StatusOr<uint64_t> Egp::Create(const v1::Create& create) {
   }
   const uint64_t id = status.ok() ? next_create_id_++ : 0;
   results::v1::TraceRecord record;
+  record.set_time_ns(TimeToWire(now));  // RES-4: the time of the CREATE itself
   *record.mutable_create() = create;
   record.set_create_id(id);
   tracer_->Record(std::move(record));
@@ -194,7 +195,7 @@ void Egp::Decide(Time reference) {
     idle_item_ = 0;
   }
   QueueItem* item = queue_.Select(reference);
-  SetBusy(item != nullptr);
+  SetBusy(item != nullptr, reference);
   if (item == nullptr) {
     phase_ = Phase::kIdle;
     ArmWake();
@@ -398,6 +399,7 @@ void Egp::ProcessSuccess(const Herald& herald, Time reference) {
     ok.set_link(spec_.name);
     ++stats_.oks;
     results::v1::TraceRecord record;
+    record.set_time_ns(ok.time_ns());
     *record.mutable_ok() = ok;
     record.set_attempts(herald.attempts());
     tracer_->Record(std::move(record));
@@ -413,10 +415,11 @@ void Egp::ReturnBatchSlot() {
   batch_.slot.reset();
 }
 
-void Egp::SetBusy(bool busy) {
+void Egp::SetBusy(bool busy, Time reference) {
   if (busy == busy_) return;
   busy_ = busy;
   results::v1::TraceRecord record;
+  record.set_time_ns(TimeToWire(reference));  // LINK-16: at the decision's reference time
   record.mutable_link_busy()->set_link(spec_.name);
   record.mutable_link_busy()->set_busy(busy);
   tracer_->Record(std::move(record));

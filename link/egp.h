@@ -147,7 +147,7 @@ class Egp : public LinkService {
   void ProcessHerald(const physical::v1::Herald& herald, Time reference);
   void ProcessSuccess(const physical::v1::Herald& herald, Time reference);
   void ReturnBatchSlot();
-  void SetBusy(bool busy);
+  void SetBusy(bool busy, Time reference);
 
   // Upward.
   void DeliverErr(v1::ErrorCode code, const std::string& origin, uint64_t create_id,

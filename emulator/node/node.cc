@@ -98,6 +98,7 @@ class Node::Impl : public link::LinkListener {
                                                  : link::v1::REQUEST_TYPE_MEASURE);
     if (r.kind == RequestKind::kMeasure) create.set_basis(ToBasisChoice(r.basis));
     absl::StatusOr<uint64_t> id = it->second->Create(create);
+    if (id.ok()) own_requests_[{LinkNameTo(r.to), *id}] = &r;
     if (!id.ok()) {
       // Refused at once: the link layer traced the CREATE; record the refusal as an ERR.
       ++errs_;
@@ -155,7 +156,14 @@ class Node::Impl : public link::LinkListener {
 
   void OnErr(const link::v1::Err&) override { ++errs_; }
 
+  // How long the consumer holds a kept pair: the hold-s of the request it
+  // serves. The origin knows its request by create id; the partner by origin,
+  // partner and purpose id (the first such request of the topology).
   double HoldFor(const link::v1::Ok& ok) const {
+    if (ok.pair().origin() == name_) {
+      auto it = own_requests_.find({ok.link(), ok.create_id()});
+      if (it != own_requests_.end()) return it->second->hold_s;
+    }
     for (const RequestSpec& r : topology_.requests) {
       if (r.from == ok.pair().origin() && r.to == ok.pair().partner() && r.purpose_id == ok.purpose_id())
         return r.hold_s;
@@ -227,6 +235,7 @@ class Node::Impl : public link::LinkListener {
   std::unique_ptr<link::MemoryPool> memory_;
   std::map<std::string, LinkEnd> links_;  // by link name
   std::map<std::string, link::Egp*> by_neighbour_;
+  std::map<std::pair<std::string, uint64_t>, const RequestSpec*> own_requests_;  // (link, create id)
   std::vector<std::unique_ptr<Timer>> workload_timers_;
   std::map<uint64_t, std::unique_ptr<Timer>> holds_;
   uint64_t next_hold_ = 1;

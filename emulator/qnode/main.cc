@@ -34,6 +34,8 @@ ABSL_FLAG(std::optional<uint64_t>, seed, std::nullopt, "seed (default: the topol
 ABSL_FLAG(std::optional<double>, duration, std::nullopt,
           "emulated seconds to run (default: the topology's)");
 ABSL_FLAG(double, connect_timeout, 30, "wall seconds allowed to reach qworld and each neighbour");
+ABSL_FLAG(double, link_margin_ms, 2,
+          "least link-layer scheduling margin in wall milliseconds (LINK-20: above frame jitter)");
 
 namespace {
 
@@ -86,6 +88,7 @@ int main(int argc, char** argv) {
   options.seed = absl::GetFlag(FLAGS_seed);
   options.duration_s = absl::GetFlag(FLAGS_duration);
   options.connect_timeout = absl::Seconds(absl::GetFlag(FLAGS_connect_timeout));
+  options.link_margin_wall = absl::Milliseconds(absl::GetFlag(FLAGS_link_margin_ms));
 
   absl::StatusOr<std::unique_ptr<qnet::EventRuntime>> runtime = qnet::EventRuntime::Create();
   if (!runtime.ok()) return Fail(name, std::string(runtime.status().message()));

@@ -1,5 +1,6 @@
 #include "emulator/qnode/node_daemon.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <utility>
@@ -124,6 +125,7 @@ absl::Status NodeDaemon::Init() {
   env.send = [this](const std::string& neighbour, const wire::v1::Frame& frame) {
     SendToNeighbour(neighbour, frame);
   };
+  env.link_margin = options_.link_margin_wall / std::max(topology_.time_dilation, 1e-9);
   const Rng root(options_.seed.value_or(topology_.seed));
   node_ = std::make_unique<node::Node>(topology_, me, std::move(env), root.Fork("node/" + me));
   qworld_->set_listener(node_.get());

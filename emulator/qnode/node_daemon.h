@@ -58,6 +58,10 @@ struct NodeDaemonOptions {
   absl::Duration connect_timeout =
       absl::Seconds(30);                        // wall time to reach qworld and each neighbour
   std::function<void(const std::string&)> log;  // default: stderr
+  // LINK-20: the link layer's scheduling margin is at least this much wall
+  // time (converted to emulated time with the topology's time dilation), above
+  // the frame-delivery jitter of real processes on a loaded host.
+  absl::Duration link_margin_wall = absl::Milliseconds(2);
 };
 
 // Parses repeated "--peer NAME=HOST:PORT" values (each may hold a comma-separated list).
