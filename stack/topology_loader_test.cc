@@ -40,7 +40,8 @@ const char kLinkAb[] = "<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"1\"/>";
 
 TEST(TopologyLoaderTest, ExampleTopologiesLoad) {
   for (const char* name :
-       {"demo.xml", "single-click.xml", "double-click.xml", "werner.xml", "nv-lab.xml"}) {
+       {"demo.xml", "single-click.xml", "double-click.xml", "werner.xml", "nv-lab.xml",
+        "bench-single-click.xml"}) {
     SCOPED_TRACE(name);
     absl::StatusOr<Topology> t = LoadTopologyFile(kTopologies + name);
     ASSERT_TRUE(t.ok()) << t.status();
