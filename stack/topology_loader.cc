@@ -223,7 +223,7 @@ class ElementReader {
 
 void ReadNetwork(ElementReader& r, Topology* t) {
   if (auto name = r.Name("name", false)) t->name = *name;
-  r.Integer("seed", 0, UINT64_MAX, &t->seed);
+  r.Integer("seed", 0, UINT32_MAX, &t->seed);
   r.Number("duration-s", kPositiveTime, &t->duration_s);
   r.Number("time-dilation", kDilation, &t->time_dilation);
 }

@@ -50,10 +50,10 @@ absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args) {
       }
       options.backend = value;
     } else if (name == "--seed") {
-      uint64_t seed;
+      uint32_t seed;  // TOPO seed range: [0, 2^32 - 1]
       if (!absl::SimpleAtoi(value, &seed)) {
         return absl::InvalidArgumentError(
-            absl::StrCat("--seed must be an unsigned integer, got '", value, "'"));
+            absl::StrCat("--seed must be an integer in [0, 4294967295], got '", value, "'"));
       }
       options.seed = seed;
     } else if (name == "--out") {

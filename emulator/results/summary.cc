@@ -460,7 +460,7 @@ std::string SummaryJson(const v1::Summary& summary) {
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = true;
   options.always_print_primitive_fields = true;
-  options.preserve_proto_field_names = false;
+  options.preserve_proto_field_names = true;  // RES-6: snake_case keys, as in results.proto
   std::string json;
   // Printing a well-formed message cannot fail; the status is for bad UTF-8 in
   // strings, which the trace reader has already refused.

@@ -316,10 +316,13 @@ TEST(SummaryTest, IdenticalInputGivesIdenticalBytes) {
   }
   EXPECT_EQ(written[0], written[1]);
   EXPECT_EQ(written[0], SummaryJson(*Summarize(topology, tr.dir(), "local")));
-  // Every field is printed, defaults included, in lowerCamelCase.
-  EXPECT_THAT(written[0], HasSubstr("\"rateHz\": "));
-  EXPECT_THAT(written[0], HasSubstr("\"qberY\": 0,"));  // link bc
-  EXPECT_THAT(written[0], HasSubstr("\"latencySMean\": 0.15"));
+  // RES-6: every field is printed, defaults included, with the proto's
+  // snake_case names, and counts are JSON numbers (not strings).
+  EXPECT_THAT(written[0], HasSubstr("\"rate_hz\": "));
+  EXPECT_THAT(written[0], HasSubstr("\"qber_y\": 0,"));  // link bc
+  EXPECT_THAT(written[0], HasSubstr("\"latency_s_mean\": 0.15"));
+  EXPECT_THAT(written[0], HasSubstr("\"pairs\": 5,"));
+  EXPECT_THAT(written[0], HasSubstr("\"seed\": 77,"));
   EXPECT_EQ(written[0].back(), '\n');
   absl::StatusOr<v1::Summary> back = ReadSummary(absl::StrCat(tr.dir(), "/summary0.json"));
   ASSERT_TRUE(back.ok()) << back.status();
