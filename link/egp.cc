@@ -293,6 +293,30 @@ void Egp::OnHerald(const Herald& herald) {
   herald_timer_->ArmAt(std::max(TimeFromWire(herald.time_ns()), runtime_->Now()));
 }
 
+void Egp::OnPhysicalError(const physical::v1::Error& error) {
+  ++stats_.physical_errors;
+  const bool running = error.link() == spec_.name && phase_ == Phase::kBatchOutstanding &&
+                       error.batch() == batch_.number;
+  Drop(results::v1::DROP_REASON_PHYSICS_ERROR,
+       absl::StrCat("physical error ", physical::v1::ErrorCode_Name(error.code()), " for link '",
+                    error.link(), "' batch ", error.batch(),
+                    running ? " (ends the running batch): " : ": ", error.detail()));
+  if (!running) return;
+  // LINK-43: the batch produced nothing; its slot goes back without a Free. A
+  // refused Generate changed nothing at the physical layer (PHYS-E1), so its
+  // batch number is used again; a BAD_BATCH one (superseded, or behind the
+  // peer) is not.
+  ReturnBatchSlot();
+  if (error.code() != physical::v1::ERROR_CODE_BAD_BATCH) --batch_counter_;
+  const Time now = runtime_->Now();
+  const bool repeated = last_failed_batch_ == now;
+  last_failed_batch_ = now;
+  if (!repeated) return Decide(now);
+  // The Generate sent at this very time was refused again: retry one cycle later.
+  phase_ = Phase::kIdle;
+  wake_timer_->ArmAt(now + cycle_);
+}
+
 void Egp::ProcessHerald(const Herald& herald, Time reference) {
   switch (herald.outcome()) {
     case physical::v1::OUTCOME_SUCCESS:

@@ -17,6 +17,8 @@
 //    heralded-generation contract with the physical layer (specs/physical.md).
 //  - Untrusted peer frames and heralds are validated; a refusal is a counted,
 //    traced drop and never loses or duplicates a pair (LINK-36 .. LINK-38).
+//  - A physical Error for the running batch ends it as failed and the end
+//    decides again; a recurring refusal cannot livelock it (LINK-43).
 //  - OK and ERR create ids: the origin's create id at both ends.
 //
 // Sans-I/O: inputs are the method calls below, each run at the runtime's Now();
@@ -75,6 +77,7 @@ struct EgpStats {
   uint64_t mismatches = 0;  // QUEUE_MISMATCH heralds
   uint64_t late_adds = 0;   // QueueAdds that arrived after their eligible time
   uint64_t memory_waits = 0;
+  uint64_t physical_errors = 0;  // Errors from the physical layer (all also drops)
 };
 
 class Egp : public LinkService {
@@ -95,6 +98,9 @@ class Egp : public LinkService {
   void OnPeerFrame(const v1::LinkFrame& frame);
   // A herald from the physical layer for this link.
   void OnHerald(const physical::v1::Herald& herald);
+  // An Error from the physical layer naming this link (LINK-43): if it names
+  // the running batch, the batch ends as failed and the end decides again.
+  void OnPhysicalError(const physical::v1::Error& error);
 
   const std::string& link_name() const { return spec_.name; }
   bool is_master() const { return master_; }
@@ -196,6 +202,7 @@ class Egp : public LinkService {
   Batch batch_;
   uint64_t idle_item_ = 0;  // queue id of the item whose batch just ended IDLE
   std::optional<physical::v1::Herald> pending_herald_;
+  std::optional<Time> last_failed_batch_;  // when a batch last ended by a physical Error
   std::optional<MemoryPool::WaitId> memory_wait_;
   std::optional<uint32_t> granted_slot_;
   bool busy_ = false;

@@ -1,5 +1,6 @@
 // Robustness of the link layer against untrusted peer frames and heralds, and
-// expiry (specs/link.md LINK-09, LINK-14, LINK-22, LINK-31, LINK-36 .. LINK-38).
+// expiry (specs/link.md LINK-09, LINK-14, LINK-22, LINK-31, LINK-36 .. LINK-38,
+// LINK-43).
 #include <cmath>
 #include <limits>
 
@@ -309,6 +310,80 @@ TEST(EgpPeerTest, LINK_09_ReleaseOfUnknownSlotIsDropped) {
   EXPECT_EQ(h.pool(true).frees_sent(), 1u);
   EXPECT_FALSE(h.pool(true).allocated(slot));
   EXPECT_EQ(h.physics().violations().total(), 0u);
+}
+
+// LINK-43: a physical Error for the running batch ends it as failed (slot back
+// without a Free, PHYSICS_ERROR drop) and the end decides again at once; a
+// refusal that recurs at the same time is retried one cycle later. Either way
+// every pair is delivered at both ends and no slot leaks.
+struct RefusalCase {
+  physical::v1::ErrorCode code;
+  int refusals;
+  int expected_delay_cycles;  // of the first paired batch after the eligible time
+  uint64_t errors_a, errors_b;
+};
+
+class EgpPhysicalErrorTest : public ::testing::TestWithParam<RefusalCase> {};
+
+TEST_P(EgpPhysicalErrorTest, LINK_43_RefusedGenerateEndsBatchAndLinkGoesOn) {
+  const RefusalCase& c = GetParam();
+  LinkHarness h(Config());
+  ReleaseOnOk(h);
+  h.physics().RefuseNextGenerates(true, c.code, c.refusals);
+  ASSERT_TRUE(h.a().Create(KeepRequest("b", 20)).ok());
+  h.RunFor(absl::Seconds(1));
+
+  ASSERT_EQ(h.listener(true).oks.size(), 20u);
+  ExpectSamePairs(h);
+  EXPECT_EQ(h.tracer(true).DropCount(results::v1::DROP_REASON_PHYSICS_ERROR), c.errors_a);
+  EXPECT_EQ(h.tracer(false).DropCount(results::v1::DROP_REASON_PHYSICS_ERROR), c.errors_b);
+  EXPECT_EQ(h.a().stats().physical_errors, c.errors_a);
+  EXPECT_EQ(h.b().stats().physical_errors, c.errors_b);
+  EXPECT_EQ(h.physics().errors_sent(), c.errors_a + c.errors_b);
+  ASSERT_FALSE(h.physics().batches().empty());
+  const Time eligible = Time::Zero() + 2 * h.a().delay() + h.a().margin();
+  EXPECT_EQ(h.physics().batches()[0].start,
+            eligible + AttemptCycle(h.link()) * c.expected_delay_cycles);
+  EXPECT_EQ(h.physics().violations().total(), 0u);
+  EXPECT_EQ(h.physics().unpaired(), 0u);
+  for (bool a : {true, false}) {
+    EXPECT_EQ(h.pool(a).free_count(), h.pool(a).capacity()) << a;
+    EXPECT_TRUE(h.end(a).queue().empty()) << a;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Refusals, EgpPhysicalErrorTest,
+    ::testing::Values(
+        // Refused once: the same batch number again at once, the peer sees nothing.
+        RefusalCase{physical::v1::ERROR_CODE_SLOT_BUSY, 1, 0, 1, 0},
+        // BAD_BATCH: the next number supersedes the peer's waiting batch, which
+        // ends there too (PHYS-B3); both decide again at the same time.
+        RefusalCase{physical::v1::ERROR_CODE_BAD_BATCH, 1, 0, 1, 1},
+        // Refused 5 times: two tries per cycle, paired two cycles later.
+        RefusalCase{physical::v1::ERROR_CODE_SLOT_BUSY, 5, 2, 5, 0}));
+
+TEST(EgpPeerTest, LINK_43_ErrorsForNoRunningBatchAreOnlyCounted) {
+  LinkHarness h(Config());
+  ReleaseOnOk(h);
+  physical::v1::Error e;
+  e.set_code(physical::v1::ERROR_CODE_SLOT_BUSY);
+  e.set_link("ab");
+  e.set_batch(1);
+  h.a().OnPhysicalError(e);  // no batch runs
+  ASSERT_TRUE(h.a().Create(KeepRequest("b", 5)).ok());
+  h.RunUntil(Time::Zero() + 2 * h.a().delay() + h.a().margin());  // batch 1 runs now
+  e.set_batch(7);
+  h.a().OnPhysicalError(e);  // another batch
+  e.set_batch(1);
+  e.set_link("xy");
+  h.a().OnPhysicalError(e);  // another link
+  h.RunFor(absl::Seconds(1));
+  EXPECT_EQ(h.tracer(true).DropCount(results::v1::DROP_REASON_PHYSICS_ERROR), 3u);
+  EXPECT_EQ(h.listener(true).oks.size(), 5u);
+  ExpectSamePairs(h);
+  EXPECT_EQ(h.physics().violations().total(), 0u);
+  EXPECT_EQ(h.pool(true).free_count(), h.pool(true).capacity());
 }
 
 }  // namespace

@@ -266,8 +266,13 @@ void Node::OnBellMeasureResult(const physical::v1::BellMeasureResult& result) {
               absl::StrCat("Bell measurement result ", result.request_id(), " nobody asked for"));
 }
 void Node::OnPhysicalError(const physical::v1::Error& error) {
+  if (!error.link().empty()) {
+    auto it = impl_->links_.find(error.link());
+    if (it != impl_->links_.end()) return it->second.egp->OnPhysicalError(error);  // LINK-43
+  }
   impl_->Drop(DropReason::DROP_REASON_PHYSICS_ERROR,
-              absl::StrCat(physical::v1::ErrorCode_Name(error.code()), ": ", error.detail()));
+              absl::StrCat(physical::v1::ErrorCode_Name(error.code()), " (link '", error.link(),
+                           "'): ", error.detail()));
 }
 uint64_t Node::oks() const { return impl_->oks_; }
 uint64_t Node::errs() const { return impl_->errs_; }

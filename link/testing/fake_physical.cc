@@ -24,10 +24,32 @@ void FakeLinkPhysics::Side::Free(const physical::v1::Free& request) {
 void FakeLinkPhysics::OnGenerate(bool side_a, const physical::v1::Generate& request) {
   const int i = side_a ? 0 : 1;
   Side& side = sides_[i];
+  if (side.refuse_count > 0) {  // a refusal changes nothing (PHYS-E1)
+    --side.refuse_count;
+    return SendError(i, side.refuse_code, request.batch(), "refused by fault injection");
+  }
   if (!side.batches_seen.insert(request.batch()).second) {
     ++violations_.repeated_batch;
     return;
   }
+  // PHYS-B2, PHYS-B3: batch numbering against this end's and the other end's.
+  const int other = 1 - i;
+  if (request.batch() <= side.last_batch) {
+    return SendError(i, physical::v1::ERROR_CODE_BAD_BATCH, request.batch(), "already sent");
+  }
+  std::optional<uint64_t> waiting;
+  for (const auto& [batch, p] : pending_) {
+    if (p.g[other] && !p.g[i]) waiting = batch;
+  }
+  if (waiting ? request.batch() < *waiting : request.batch() <= sides_[other].last_batch) {
+    return SendError(i, physical::v1::ERROR_CODE_BAD_BATCH, request.batch(),
+                     "behind the other end's batch");
+  }
+  if (waiting && *waiting < request.batch()) {
+    pending_.erase(*waiting);
+    SendError(other, physical::v1::ERROR_CODE_BAD_BATCH, *waiting, "superseded");
+  }
+  side.last_batch = request.batch();
   if (request.has_slot() && side.occupied.count(request.slot())) ++violations_.generate_slot_in_use;
   Pending& p = pending_[request.batch()];
   p.g[i] = request;
@@ -177,6 +199,19 @@ void FakeLinkPhysics::RunBatch(uint64_t batch, const physical::v1::Generate& ga,
 void FakeLinkPhysics::DeliverAt(int side, Herald herald, Time at) {
   sim_->Schedule(at, [this, side, herald = std::move(herald)] {
     if (sides_[side].sink) sides_[side].sink(herald);
+  });
+}
+
+void FakeLinkPhysics::SendError(int side, physical::v1::ErrorCode code, uint64_t batch,
+                                const std::string& detail) {
+  ++errors_sent_;
+  physical::v1::Error error;
+  error.set_code(code);
+  error.set_detail(detail);
+  error.set_link(link_.name);
+  error.set_batch(batch);
+  sim_->Schedule(sim_->Now(), [this, side, error = std::move(error)] {
+    if (sides_[side].error_sink) sides_[side].error_sink(error);
   });
 }
 

@@ -7,6 +7,10 @@
 // state (same basis at both ends: perfectly correlated per the Bell state's
 // Pauli correlations; different bases: independent).
 //
+// Batch numbering follows PHYS-B2/B3: a Generate above the batch the other end
+// has waiting supersedes it (that end gets Error{BAD_BATCH, link, batch}); one
+// below it is refused with BAD_BATCH. Errors go to the end's error sink.
+//
 // It also checks what an end does with its memory: a Generate naming a slot
 // that holds a kept qubit, or a Free of a slot that holds none, is counted as a
 // violation (tests assert none happen).
@@ -63,6 +67,18 @@ class FakeLinkPhysics {
     sides_[side_a ? 0 : 1].sink = std::move(sink);
   }
 
+  void SetErrorSink(bool side_a, std::function<void(const physical::v1::Error&)> sink) {
+    sides_[side_a ? 0 : 1].error_sink = std::move(sink);
+  }
+
+  // Fault injection: the next `count` Generates of this end are refused with
+  // `code` (an Error naming link and batch, at the request's time; PHYS-E1).
+  void RefuseNextGenerates(bool side_a, physical::v1::ErrorCode code, int count = 1) {
+    sides_[side_a ? 0 : 1].refuse_code = code;
+    sides_[side_a ? 0 : 1].refuse_count = count;
+  }
+  uint64_t errors_sent() const { return errors_sent_; }
+
   // Fault injection: the next SUCCESS herald to this end (and only to it) is
   // altered by `mutate` (e.g. its slot removed).
   void MutateNextSuccess(bool side_a, std::function<void(physical::v1::Herald&)> mutate) {
@@ -83,6 +99,10 @@ class FakeLinkPhysics {
     bool is_a = true;
     std::function<void(const physical::v1::Herald&)> sink;
     std::function<void(physical::v1::Herald&)> mutate_next_success;
+    std::function<void(const physical::v1::Error&)> error_sink;
+    physical::v1::ErrorCode refuse_code = physical::v1::ERROR_CODE_UNSPECIFIED;
+    int refuse_count = 0;
+    uint64_t last_batch = 0;  // last accepted Generate's batch
     std::set<uint32_t> occupied;
     std::set<uint64_t> batches_seen;
     void Generate(const physical::v1::Generate& request) override {
@@ -102,6 +122,7 @@ class FakeLinkPhysics {
   void OnGenerate(bool side_a, const physical::v1::Generate& request);
   void RunBatch(uint64_t batch, const physical::v1::Generate& ga, const physical::v1::Generate& gb);
   void DeliverAt(int side, physical::v1::Herald herald, Time at);
+  void SendError(int side, physical::v1::ErrorCode code, uint64_t batch, const std::string& detail);
 
   sim::Simulator* sim_;
   LinkSpec link_;
@@ -111,6 +132,7 @@ class FakeLinkPhysics {
   std::vector<BatchRecord> batches_;
   Violations violations_;
   uint64_t pair_seq_ = 0;
+  uint64_t errors_sent_ = 0;
 };
 
 }  // namespace qnet::link::testing

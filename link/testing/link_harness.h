@@ -93,6 +93,8 @@ class LinkHarness {
         Rng(config_.seed).Fork("egp/b"), config_.options);
     physics_.SetHeraldSink(true, [this](const physical::v1::Herald& h) { a_->OnHerald(h); });
     physics_.SetHeraldSink(false, [this](const physical::v1::Herald& h) { b_->OnHerald(h); });
+    physics_.SetErrorSink(true, [this](const physical::v1::Error& e) { a_->OnPhysicalError(e); });
+    physics_.SetErrorSink(false, [this](const physical::v1::Error& e) { b_->OnPhysicalError(e); });
   }
 
   sim::Simulator& sim() { return sim_; }
