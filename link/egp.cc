@@ -289,8 +289,18 @@ void Egp::OnHerald(const Herald& herald) {
   }
   phase_ = Phase::kHeraldPending;
   pending_herald_ = herald;
+  const Time now = runtime_->Now();
+  Time at = TimeFromWire(herald.time_ns());
+  bad_herald_time_.reset();
+  if (at.is_infinite() || at > now + cycle_) {
+    // LINK-44: no physical layer heralds more than a cycle before the batch
+    // end; waiting for such a time_ns would stall the link. Act now.
+    bad_herald_time_ = herald.time_ns();
+    pending_herald_->set_time_ns(TimeToWire(now));
+    at = now;
+  }
   // LINK-30: act at the batch's end time, which both ends share.
-  herald_timer_->ArmAt(std::max(TimeFromWire(herald.time_ns()), runtime_->Now()));
+  herald_timer_->ArmAt(std::max(at, now));
 }
 
 void Egp::OnPhysicalError(const physical::v1::Error& error) {
@@ -318,6 +328,11 @@ void Egp::OnPhysicalError(const physical::v1::Error& error) {
 }
 
 void Egp::ProcessHerald(const Herald& herald, Time reference) {
+  if (bad_herald_time_ && herald.outcome() != physical::v1::OUTCOME_SUCCESS) {
+    Drop(results::v1::DROP_REASON_MALFORMED_FRAME,
+         absl::StrCat("herald of batch ", herald.batch(), " names time_ns ", *bad_herald_time_,
+                      ", more than a cycle after its arrival"));
+  }
   switch (herald.outcome()) {
     case physical::v1::OUTCOME_SUCCESS:
       ++stats_.successes;
@@ -352,6 +367,7 @@ void Egp::ProcessHerald(const Herald& herald, Time reference) {
       ReturnBatchSlot();
       break;
   }
+  bad_herald_time_.reset();
   Decide(reference);
 }
 
@@ -370,7 +386,10 @@ void Egp::ProcessSuccess(const Herald& herald, Time reference) {
   const uint64_t seq = ++last_sequence_[item->origin];
   const bool keep = item->create.type() == v1::REQUEST_TYPE_KEEP;
   std::string problem;
-  if (herald.queue_id() != qid) {
+  if (bad_herald_time_) {
+    problem = absl::StrCat("herald names time_ns ", *bad_herald_time_,
+                           ", more than a cycle after its arrival");
+  } else if (herald.queue_id() != qid) {
     problem = absl::StrCat("herald names queue id ", herald.queue_id(), ", the Generate ", qid);
   } else if (!IsBellState(herald.bell_state())) {
     problem = absl::StrCat("herald names Bell state ", herald.bell_state());

@@ -16,7 +16,8 @@
 //    requests (LINK-24 .. LINK-32, LINK-41, LINK-42), following the
 //    heralded-generation contract with the physical layer (specs/physical.md).
 //  - Untrusted peer frames and heralds are validated; a refusal is a counted,
-//    traced drop and never loses or duplicates a pair (LINK-36 .. LINK-38).
+//    traced drop and never loses or duplicates a pair (LINK-36 .. LINK-38,
+//    LINK-44).
 //  - A physical Error for the running batch ends it as failed and the end
 //    decides again; a recurring refusal cannot livelock it (LINK-43).
 //  - OK and ERR create ids: the origin's create id at both ends.
@@ -202,6 +203,7 @@ class Egp : public LinkService {
   Batch batch_;
   uint64_t idle_item_ = 0;  // queue id of the item whose batch just ended IDLE
   std::optional<physical::v1::Herald> pending_herald_;
+  std::optional<uint64_t> bad_herald_time_;  // LINK-44: time_ns of the pending herald, if bad
   std::optional<Time> last_failed_batch_;  // when a batch last ended by a physical Error
   std::optional<MemoryPool::WaitId> memory_wait_;
   std::optional<uint32_t> granted_slot_;

@@ -1,6 +1,6 @@
 // Robustness of the link layer against untrusted peer frames and heralds, and
 // expiry (specs/link.md LINK-09, LINK-14, LINK-22, LINK-31, LINK-36 .. LINK-38,
-// LINK-43).
+// LINK-43, LINK-44).
 #include <cmath>
 #include <limits>
 
@@ -384,6 +384,36 @@ TEST(EgpPeerTest, LINK_43_ErrorsForNoRunningBatchAreOnlyCounted) {
   ExpectSamePairs(h);
   EXPECT_EQ(h.physics().violations().total(), 0u);
   EXPECT_EQ(h.pool(true).free_count(), h.pool(true).capacity());
+}
+
+// LINK-44: a herald whose time_ns lies beyond its arrival plus one cycle (no
+// physical layer can send that; time_ns may not even be representable) must
+// not stall the end until then: it acts at arrival and expires the pair at
+// both ends.
+TEST(EgpPeerTest, LINK_44_HeraldTimeBeyondOneCycleDoesNotStallTheLink) {
+  for (const uint64_t shift : {std::numeric_limits<uint64_t>::max(), uint64_t{10'000'000'000}}) {
+    SCOPED_TRACE(shift);
+    LinkHarness h(Config());
+    ReleaseOnOk(h);
+    h.physics().MutateNextSuccess(true, [shift](physical::v1::Herald& herald) {
+      herald.set_time_ns(shift == std::numeric_limits<uint64_t>::max() ? shift
+                                                                       : herald.time_ns() + shift);
+    });
+    ASSERT_TRUE(h.a().Create(KeepRequest("b", 10)).ok());
+    h.RunFor(absl::Seconds(1));
+    EXPECT_EQ(h.tracer(true).DropCount(DROP_REASON_PAIR_EXPIRED), 1u);
+    EXPECT_EQ(h.listener(true).oks.size(), 9u);
+    EXPECT_EQ(h.listener(false).oks.size(), 10u);
+    for (bool a : {true, false}) {
+      const auto expired = h.listener(a).ErrsWithCode(v1::ERROR_CODE_EXPIRED);
+      ASSERT_EQ(expired.size(), 1u) << a;
+      EXPECT_EQ(expired[0].expired_from(), 1u) << a;
+      EXPECT_EQ(expired[0].expired_to(), 1u) << a;
+      EXPECT_TRUE(h.end(a).queue().empty()) << a;
+      EXPECT_EQ(h.pool(a).free_count(), h.pool(a).capacity()) << a;
+    }
+    EXPECT_EQ(h.physics().violations().total(), 0u);
+  }
 }
 
 }  // namespace
