@@ -9,26 +9,14 @@
 
 #include "gtest/gtest.h"
 #include "stack/random.h"
+#include "stack/testing/loop.h"
 
 namespace qnet {
 namespace {
 
-std::unique_ptr<EventRuntime> NewRuntime() {
-  absl::StatusOr<std::unique_ptr<EventRuntime>> runtime = EventRuntime::Create();
-  EXPECT_TRUE(runtime.ok()) << runtime.status();
-  return std::move(*runtime);
-}
+using testing::Watchdog;
 
-// Stops the loop after `limit` of wall time so that a broken test fails instead of hanging.
-std::unique_ptr<WallTimer> Watchdog(EventRuntime* runtime, bool* expired,
-                                    absl::Duration limit = absl::Seconds(10)) {
-  auto timer = runtime->CreateWallTimer([runtime, expired] {
-    *expired = true;
-    runtime->Stop();
-  });
-  timer->ArmAfter(limit);
-  return timer;
-}
+std::unique_ptr<EventRuntime> NewRuntime() { return testing::NewEventRuntime(); }
 
 TEST(EventRuntimeTest, NowIsZeroBeforeTheEpoch) {
   auto rt = NewRuntime();

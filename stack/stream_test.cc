@@ -7,7 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <cstdlib>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -17,47 +17,16 @@
 #include "gtest/gtest.h"
 #include "qnet/physical/v1/physical.pb.h"
 #include "stack/random.h"
+#include "stack/testing/loop.h"
 
 namespace qnet {
 namespace {
 
 using physical::v1::NodeToWorld;
 
-class StreamTest : public ::testing::Test {
+class StreamTest : public testing::EventLoopTest {
  protected:
-  void SetUp() override {
-    auto rt = EventRuntime::Create();
-    ASSERT_TRUE(rt.ok()) << rt.status();
-    runtime_ = std::move(*rt);
-    char tmpl[] = "/tmp/qnet-stream-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-
-  // Runs the loop until `done()` holds (checked every millisecond) or 10 s pass.
-  bool RunUntil(const std::function<bool()>& done) {
-    bool expired = false;
-    auto watchdog = runtime_->CreateWallTimer([&] {
-      expired = true;
-      runtime_->Stop();
-    });
-    watchdog->ArmAfter(absl::Seconds(10));
-    std::unique_ptr<WallTimer> poll;
-    poll = runtime_->CreateWallTimer([&] {
-      if (done()) {
-        runtime_->Stop();
-      } else {
-        poll->ArmAfter(absl::Milliseconds(1));
-      }
-    });
-    poll->ArmAfter(absl::ZeroDuration());
-    EXPECT_TRUE(runtime_->Run().ok());
-    return !expired;
-  }
+  StreamTest() : EventLoopTest("qnet-stream-test") {}
 
   // Listens on `address`, dials it; the accepted and dialled streams land in server_ and client_.
   void Connect(const std::string& address, FramedStream::Options server_options = {}) {
@@ -140,8 +109,6 @@ class StreamTest : public ::testing::Test {
     EXPECT_EQ(server_->frames_received(), messages.size());
   }
 
-  std::unique_ptr<EventRuntime> runtime_;
-  std::string dir_;
   std::unique_ptr<StreamListener> listener_;
   std::unique_ptr<FramedStream> server_, client_;
   std::unique_ptr<WallTimer> sender_;

@@ -3,14 +3,12 @@
 // frames from qworld counted and ignored.
 #include "emulator/node/qworld_client.h"
 
-#include <stdlib.h>
-
-#include <filesystem>
 #include <optional>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "stack/event_runtime.h"
+#include "stack/testing/loop.h"
 
 namespace qnet::node {
 namespace {
@@ -44,15 +42,12 @@ class RecordingListener : public PhysicalListener {
   std::vector<physical::v1::Error> errors;
 };
 
-class QworldClientTest : public ::testing::Test {
+class QworldClientTest : public testing::EventLoopTest {
  protected:
+  QworldClientTest() : EventLoopTest("qnet-client-test") {}
+
   void SetUp() override {
-    auto rt = EventRuntime::Create();
-    ASSERT_TRUE(rt.ok());
-    runtime_ = std::move(*rt);
-    char tmpl[] = "/tmp/qnet-client-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    ASSERT_NO_FATAL_FAILURE(EventLoopTest::SetUp());
     auto listener = StreamListener::Listen(
         runtime_.get(), "unix:" + dir_ + "/qworld.sock", [this](std::unique_ptr<FramedStream> s) {
           world_ = std::move(s);
@@ -85,28 +80,7 @@ class QworldClientTest : public ::testing::Test {
     client_.reset();
     world_.reset();
     listener_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-
-  bool RunUntil(const std::function<bool()>& done) {
-    bool expired = false;
-    auto watchdog = runtime_->CreateWallTimer([&] {
-      expired = true;
-      runtime_->Stop();
-    });
-    watchdog->ArmAfter(absl::Seconds(10));
-    std::unique_ptr<WallTimer> poll;
-    poll = runtime_->CreateWallTimer([&] {
-      if (done()) {
-        runtime_->Stop();
-      } else {
-        poll->ArmAfter(absl::Milliseconds(1));
-      }
-    });
-    poll->ArmAfter(absl::ZeroDuration());
-    EXPECT_TRUE(runtime_->Run().ok());
-    return !expired;
+    EventLoopTest::TearDown();
   }
 
   void SendFromWorld(WorldToNode m, uint32_t version = 1) {
@@ -126,8 +100,6 @@ class QworldClientTest : public ::testing::Test {
     SendFromWorld(m);
   }
 
-  std::unique_ptr<EventRuntime> runtime_;
-  std::string dir_;
   std::unique_ptr<StreamListener> listener_;
   std::unique_ptr<FramedStream> world_;
   std::unique_ptr<Dialer> dialer_;

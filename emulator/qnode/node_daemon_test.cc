@@ -3,15 +3,13 @@
 // (LINK-W6), bad frames (LINK-W4) and the end of a run.
 #include "emulator/qnode/node_daemon.h"
 
-#include <stdlib.h>
-
-#include <filesystem>
 #include <optional>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "qnet/physical/v1/physical.pb.h"
 #include "stack/json_lines.h"
+#include "stack/testing/loop.h"
 
 namespace qnet::qnode {
 namespace {
@@ -71,15 +69,12 @@ struct Scripted {
   }
 };
 
-class NodeDaemonTest : public ::testing::Test {
+class NodeDaemonTest : public testing::EventLoopTest {
  protected:
+  NodeDaemonTest() : EventLoopTest("qnet-qnode-test") {}
+
   void SetUp() override {
-    auto rt = EventRuntime::Create();
-    ASSERT_TRUE(rt.ok());
-    runtime_ = std::move(*rt);
-    char tmpl[] = "/tmp/qnet-qnode-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    ASSERT_NO_FATAL_FAILURE(EventLoopTest::SetUp());
     auto world = StreamListener::Listen(runtime_.get(), "unix:" + dir_ + "/qworld.sock",
                                         [this](std::unique_ptr<FramedStream> s) {
                                           world_.stream = std::move(s);
@@ -97,8 +92,7 @@ class NodeDaemonTest : public ::testing::Test {
   }
   void TearDown() override {
     daemon_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
+    EventLoopTest::TearDown();
   }
 
   void StartDaemon() {
@@ -153,28 +147,6 @@ class NodeDaemonTest : public ::testing::Test {
     return n;
   }
 
-  bool RunUntil(const std::function<bool()>& done) {
-    bool expired = false;
-    auto watchdog = runtime_->CreateWallTimer([&] {
-      expired = true;
-      runtime_->Stop();
-    });
-    watchdog->ArmAfter(absl::Seconds(10));
-    std::unique_ptr<WallTimer> poll;
-    poll = runtime_->CreateWallTimer([&] {
-      if (done()) {
-        runtime_->Stop();
-      } else {
-        poll->ArmAfter(absl::Milliseconds(1));
-      }
-    });
-    poll->ArmAfter(absl::ZeroDuration());
-    EXPECT_TRUE(runtime_->Run().ok());
-    return !expired;
-  }
-
-  std::unique_ptr<EventRuntime> runtime_;
-  std::string dir_;
   std::unique_ptr<StreamListener> world_listener_, bob_listener_;
   Scripted world_, bob_;
   std::unique_ptr<NodeDaemon> daemon_;

@@ -3,10 +3,7 @@
 // core where exact delivery times matter.
 #include "emulator/qworld/world_server.h"
 
-#include <stdlib.h>
-
 #include <deque>
-#include <filesystem>
 #include <optional>
 #include <vector>
 
@@ -14,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "stack/heralding_model.h"
 #include "stack/json_lines.h"
+#include "stack/testing/loop.h"
 
 namespace qnet::qworld {
 namespace {
@@ -121,21 +119,14 @@ class ScriptedCore : public PhysicsCore {
   world::World::Output* out_;
 };
 
-class WorldServerTest : public ::testing::Test {
+class WorldServerTest : public testing::EventLoopTest {
  protected:
-  void SetUp() override {
-    auto rt = EventRuntime::Create();
-    ASSERT_TRUE(rt.ok());
-    runtime_ = std::move(*rt);
-    char tmpl[] = "/tmp/qnet-qworld-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
+  WorldServerTest() : EventLoopTest("qnet-qworld-test") {}
+
   void TearDown() override {
     nodes_.clear();
     server_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
+    EventLoopTest::TearDown();
   }
 
   void StartServer(Topology topology, PhysicsCoreFactory core = nullptr, double grace_s = 0.25) {
@@ -177,28 +168,6 @@ class WorldServerTest : public ::testing::Test {
     return slot->get();
   }
 
-  bool RunUntil(const std::function<bool()>& done, absl::Duration limit = absl::Seconds(10)) {
-    bool expired = false;
-    auto watchdog = runtime_->CreateWallTimer([&] {
-      expired = true;
-      runtime_->Stop();
-    });
-    watchdog->ArmAfter(limit);
-    std::unique_ptr<WallTimer> poll;
-    poll = runtime_->CreateWallTimer([&] {
-      if (done()) {
-        runtime_->Stop();
-      } else {
-        poll->ArmAfter(absl::Milliseconds(1));
-      }
-    });
-    poll->ArmAfter(absl::ZeroDuration());
-    EXPECT_TRUE(runtime_->Run().ok());
-    return !expired;
-  }
-
-  std::unique_ptr<EventRuntime> runtime_;
-  std::string dir_;
   std::unique_ptr<WorldServer> server_;
   std::vector<std::unique_ptr<TestNode>> nodes_;
   std::deque<std::unique_ptr<FramedStream>> raw_;
