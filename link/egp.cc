@@ -319,12 +319,14 @@ void Egp::OnPhysicalError(const physical::v1::Error& error) {
   ReturnBatchSlot();
   if (error.code() != physical::v1::ERROR_CODE_BAD_BATCH) --batch_counter_;
   const Time now = runtime_->Now();
-  const bool repeated = last_failed_batch_ == now;
+  // After an earlier failed batch with no herald since, retry no sooner than
+  // one cycle after that failure: at most two refusals per cycle, however
+  // fast the physical layer answers.
+  const Time at = last_failed_batch_ ? std::max(now, *last_failed_batch_ + cycle_) : now;
   last_failed_batch_ = now;
-  if (!repeated) return Decide(now);
-  // The Generate sent at this very time was refused again: retry one cycle later.
+  if (at == now) return Decide(now);
   phase_ = Phase::kIdle;
-  wake_timer_->ArmAt(now + cycle_);
+  wake_timer_->ArmAt(at);
 }
 
 void Egp::ProcessHerald(const Herald& herald, Time reference) {
@@ -368,6 +370,7 @@ void Egp::ProcessHerald(const Herald& herald, Time reference) {
       break;
   }
   bad_herald_time_.reset();
+  last_failed_batch_.reset();
   Decide(reference);
 }
 

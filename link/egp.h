@@ -204,7 +204,7 @@ class Egp : public LinkService {
   uint64_t idle_item_ = 0;  // queue id of the item whose batch just ended IDLE
   std::optional<physical::v1::Herald> pending_herald_;
   std::optional<uint64_t> bad_herald_time_;  // LINK-44: time_ns of the pending herald, if bad
-  std::optional<Time> last_failed_batch_;  // when a batch last ended by a physical Error
+  std::optional<Time> last_failed_batch_;  // last physical Error ending a batch, no herald since
   std::optional<MemoryPool::WaitId> memory_wait_;
   std::optional<uint32_t> granted_slot_;
   bool busy_ = false;

@@ -416,5 +416,24 @@ TEST(EgpPeerTest, LINK_44_HeraldTimeBeyondOneCycleDoesNotStallTheLink) {
   }
 }
 
+// LINK-43: when Errors arrive a little after the request (a real-time
+// round trip), a refusal that recurs still costs at most two Generates per
+// cycle, not one per round trip.
+TEST(EgpPeerTest, LINK_43_RecurringRefusalWithDelayedErrorsIsPaced) {
+  LinkHarness h(Config());
+  ReleaseOnOk(h);
+  h.physics().set_error_delay(absl::Nanoseconds(1));
+  h.physics().RefuseNextGenerates(true, physical::v1::ERROR_CODE_SLOT_BUSY, 5);
+  ASSERT_TRUE(h.a().Create(KeepRequest("b", 5)).ok());
+  h.RunFor(absl::Seconds(1));
+  EXPECT_EQ(h.a().stats().physical_errors, 5u);
+  ASSERT_EQ(h.listener(true).oks.size(), 5u);
+  ExpectSamePairs(h);
+  const Time eligible = Time::Zero() + 2 * h.a().delay() + h.a().margin();
+  ASSERT_FALSE(h.physics().batches().empty());
+  EXPECT_GE(h.physics().batches()[0].start, eligible + 2 * AttemptCycle(h.link()));
+  EXPECT_LT(h.physics().batches()[0].start, eligible + 3 * AttemptCycle(h.link()));
+}
+
 }  // namespace
 }  // namespace qnet::link

@@ -210,7 +210,7 @@ void FakeLinkPhysics::SendError(int side, physical::v1::ErrorCode code, uint64_t
   error.set_detail(detail);
   error.set_link(link_.name);
   error.set_batch(batch);
-  sim_->Schedule(sim_->Now(), [this, side, error = std::move(error)] {
+  sim_->Schedule(sim_->Now() + error_delay_, [this, side, error = std::move(error)] {
     if (sides_[side].error_sink) sides_[side].error_sink(error);
   });
 }

@@ -78,6 +78,9 @@ class FakeLinkPhysics {
     sides_[side_a ? 0 : 1].refuse_count = count;
   }
   uint64_t errors_sent() const { return errors_sent_; }
+  // Errors reach the end this long after the refused request (a real-time
+  // backend's round trip to qworld); zero by default.
+  void set_error_delay(absl::Duration d) { error_delay_ = d; }
 
   // Fault injection: the next SUCCESS herald to this end (and only to it) is
   // altered by `mutate` (e.g. its slot removed).
@@ -133,6 +136,7 @@ class FakeLinkPhysics {
   Violations violations_;
   uint64_t pair_seq_ = 0;
   uint64_t errors_sent_ = 0;
+  absl::Duration error_delay_ = absl::ZeroDuration();
 };
 
 }  // namespace qnet::link::testing
