@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "emulator/node/node.h"
-#include "emulator/sim/simulator.h"
+#include "stack/sim/simulator.h"
 #include "emulator/world/world.h"
 #include "stack/json_lines.h"
 

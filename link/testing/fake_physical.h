@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "emulator/sim/simulator.h"
+#include "stack/sim/simulator.h"
 #include "qnet/physical/v1/physical.pb.h"
 #include "stack/physical_service.h"
 #include "stack/random.h"

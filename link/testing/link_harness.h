@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "emulator/sim/simulator.h"
+#include "stack/sim/simulator.h"
 #include "link/egp.h"
 #include "link/memory_pool.h"
 #include "link/testing/fake_physical.h"

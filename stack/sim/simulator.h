@@ -2,9 +2,11 @@
 // run in (time, insertion sequence) order, so a seed fully determines a run
 // (CONVENTIONS: same-time events run in insertion order). It knows nothing of
 // quantum physics or of any layer; nodes, links and qworld's core are attached
-// to it by the sim backend.
-#ifndef QNET_EMULATOR_SIM_SIMULATOR_H_
-#define QNET_EMULATOR_SIM_SIMULATOR_H_
+// to it by the sim backend (emulator/backend). It lives in stack/ so that layer
+// tests (link/testing) can drive a layer in virtual time without reaching up
+// into emulator/.
+#ifndef QNET_STACK_SIM_SIMULATOR_H_
+#define QNET_STACK_SIM_SIMULATOR_H_
 
 #include <cstdint>
 #include <functional>
@@ -59,4 +61,4 @@ class Simulator : public Runtime {
 
 }  // namespace qnet::sim
 
-#endif  // QNET_EMULATOR_SIM_SIMULATOR_H_
+#endif  // QNET_STACK_SIM_SIMULATOR_H_

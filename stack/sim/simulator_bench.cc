@@ -1,9 +1,9 @@
 // Simulator throughput: events per second for a self-rescheduling event
 // population (a steady queue of `range(0)` pending events), and timers re-armed
 // the way protocol layers use them.
-//   build/emulator/sim/simulator_bench --benchmark_counters_tabular=true
+//   build/stack/sim/simulator_bench --benchmark_counters_tabular=true
 #include "benchmark/benchmark.h"
-#include "emulator/sim/simulator.h"
+#include "stack/sim/simulator.h"
 #include "stack/random.h"
 
 namespace qnet::sim {

@@ -1,4 +1,4 @@
-#include "emulator/sim/simulator.h"
+#include "stack/sim/simulator.h"
 
 #include <utility>
 
