@@ -100,7 +100,7 @@ class Run : public world::World::Output {
     const Time end = Time::FromSeconds(topology_.duration_s);
     constexpr int kSteps = 20;
     for (int i = 1; i <= kSteps; ++i) {
-      sim_.RunUntil(Time::FromNanos(end.nanos() / kSteps * i + (i == kSteps ? end.nanos() % kSteps : 0)));
+      sim_.RunUntil(i == kSteps ? end : Time::FromNanos(end.nanos() / kSteps * i));
       if (progress) {
         SimProgress p;
         p.emulated_s = sim_.Now().seconds();

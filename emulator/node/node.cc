@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
+#include "link/create_check.h"
 #include "link/egp.h"
 #include "link/memory_pool.h"
 
@@ -52,7 +53,7 @@ class Node::Impl : public link::LinkListener {
                                              rng_.Fork("egp/" + spec.name),
                                              LinkOptions());
       by_neighbour_[neighbour] = egp.get();
-      links_[spec.name] = LinkEnd{&spec, neighbour, std::move(egp)};
+      links_[spec.name] = LinkEnd{neighbour, std::move(egp)};
     }
   }
 
@@ -98,37 +99,20 @@ class Node::Impl : public link::LinkListener {
                                                  : link::v1::REQUEST_TYPE_MEASURE);
     if (r.kind == RequestKind::kMeasure) create.set_basis(ToBasisChoice(r.basis));
     absl::StatusOr<uint64_t> id = it->second->Create(create);
-    if (id.ok()) own_requests_[{LinkNameTo(r.to), *id}] = &r;
-    if (!id.ok()) {
-      // Refused at once: the link layer traced the CREATE; record the refusal as an ERR.
-      ++errs_;
-      results::v1::TraceRecord rec;
-      auto* err = rec.mutable_err();
-      err->set_code(ErrorCodeOf(id.status()));
-      err->set_detail(std::string(id.status().message()));
-      err->set_origin(name_);
-      err->set_link(it->second == nullptr ? "" : LinkNameTo(r.to));
-      err->set_time_ns(env_.runtime->Now().nanos());
-      env_.tracer->Record(std::move(rec));
+    if (id.ok()) {
+      own_requests_[{it->second->link_name(), *id}] = &r;
+      return;
     }
-  }
-
-  static link::v1::ErrorCode ErrorCodeOf(const absl::Status& s) {
-    link::v1::ErrorCode code = link::v1::ERROR_CODE_CREATE;
-    const std::string msg(s.message());
-    for (int c = link::v1::ErrorCode_MIN; c <= link::v1::ErrorCode_MAX; ++c) {
-      if (!link::v1::ErrorCode_IsValid(c) || c == 0) continue;
-      const std::string n = link::v1::ErrorCode_Name(static_cast<link::v1::ErrorCode>(c));
-      const std::string shortname = n.substr(std::string("ERROR_CODE_").size());
-      if (msg.rfind(n, 0) == 0 || msg.rfind(shortname, 0) == 0) code = static_cast<link::v1::ErrorCode>(c);
-    }
-    return code;
-  }
-
-  std::string LinkNameTo(const std::string& neighbour) const {
-    for (const auto& [lname, end] : links_)
-      if (end.neighbour == neighbour) return lname;
-    return "";
+    // Refused at once (LINK-05): the link layer traced the CREATE; record the refusal as an ERR.
+    ++errs_;
+    results::v1::TraceRecord rec;
+    auto* err = rec.mutable_err();
+    err->set_code(link::ErrorCodeOf(id.status()));
+    err->set_detail(std::string(id.status().message()));
+    err->set_origin(name_);
+    err->set_link(it->second->link_name());
+    err->set_time_ns(env_.runtime->Now().nanos());
+    env_.tracer->Record(std::move(rec));
   }
 
   // LinkListener: the workload is the layer above the link layer here.
@@ -223,7 +207,6 @@ class Node::Impl : public link::LinkListener {
   }
 
   struct LinkEnd {
-    const LinkSpec* spec = nullptr;
     std::string neighbour;
     std::unique_ptr<link::Egp> egp;
   };
