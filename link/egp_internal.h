@@ -12,10 +12,7 @@
 
 namespace qnet::link::internal {
 
-inline absl::Duration SecondsToDuration(double s) {
-  if (!(s > 0)) return absl::ZeroDuration();
-  return absl::Nanoseconds(std::llround(s * 1e9));
-}
+using ::qnet::SecondsToDuration;
 
 inline Time TimeFromWire(uint64_t ns) {
   constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());

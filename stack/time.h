@@ -4,6 +4,7 @@
 #ifndef QNET_STACK_TIME_H_
 #define QNET_STACK_TIME_H_
 
+#include <cmath>
 #include <compare>
 #include <cstdint>
 #include <limits>
@@ -38,6 +39,15 @@ class Time {
   constexpr explicit Time(int64_t ns) : ns_(ns) {}
   int64_t ns_ = 0;
 };
+
+// Seconds (as topology files give them) to a duration, rounded to the nearest
+// nanosecond; zero for non-positive or NaN input. Every layer and backend
+// converts with this one function so that, e.g., the classical delay the link
+// layer plans with is the delay the channel applies, to the nanosecond.
+inline absl::Duration SecondsToDuration(double s) {
+  if (!(s > 0)) return absl::ZeroDuration();
+  return absl::Nanoseconds(std::llround(s * 1e9));
+}
 
 }  // namespace qnet
 

@@ -121,7 +121,7 @@ class Run : public world::World::Output {
     auto it = nodes_.find(to);
     if (link == nullptr || it == nodes_.end()) return;
     node::Node* target = it->second.node.get();
-    const Time at = sim_.Now() + absl::Nanoseconds(static_cast<int64_t>(link->delay_s() * 1e9 + 0.5));
+    const Time at = sim_.Now() + SecondsToDuration(link->delay_s());
     sim_.Schedule(at, [target, from, frame] { target->OnFrame(from, frame); });
   }
 

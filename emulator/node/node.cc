@@ -91,7 +91,8 @@ class Node::Impl : public link::LinkListener {
     create.set_min_fidelity(r.min_fidelity);
     if (r.max_time_s > 0) {
       *create.mutable_max_time() =
-          google::protobuf::util::TimeUtil::NanosecondsToDuration(static_cast<int64_t>(r.max_time_s * 1e9));
+          google::protobuf::util::TimeUtil::NanosecondsToDuration(
+              absl::ToInt64Nanoseconds(SecondsToDuration(r.max_time_s)));
     }
     create.set_purpose_id(r.purpose_id);
     create.set_priority(r.priority);
@@ -134,7 +135,7 @@ class Node::Impl : public link::LinkListener {
       egp->Release(slot);
       holds_.erase(key);
     });
-    timer->ArmAt(env_.runtime->Now() + absl::Nanoseconds(static_cast<int64_t>(hold_s * 1e9)));
+    timer->ArmAt(env_.runtime->Now() + SecondsToDuration(hold_s));
     holds_[key] = std::move(timer);
   }
 

@@ -147,9 +147,7 @@ absl::Status NodeDaemon::Init() {
       }
       n.address = it->second;
     }
-    const absl::Duration delay =
-        absl::Nanoseconds(static_cast<int64_t>(link.delay_s() * 1e9 + 0.5));
-    n.sender = std::make_unique<DelayedSender>(runtime_, delay, [this, name](std::string bytes) {
+    n.sender = std::make_unique<DelayedSender>(runtime_, SecondsToDuration(link.delay_s()), [this, name](std::string bytes) {
       Release(neighbours_[name], std::move(bytes));
     });
   }

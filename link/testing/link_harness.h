@@ -82,7 +82,7 @@ class LinkHarness {
         tracer_a_(&sim_, config_.link.a),
         tracer_b_(&sim_, config_.link.b) {
     const double d = config_.link.delay_s();
-    delay_ = d > 0 ? absl::Nanoseconds(std::llround(d * 1e9)) : absl::ZeroDuration();
+    delay_ = SecondsToDuration(d);
     a_ = std::make_unique<Egp>(
         config_.link, config_.link.a, &sim_, physics_.service(true), &pool_a_,
         [this](const v1::LinkFrame& f) { Carry(f, /*to_a=*/false); }, &listener_a_, &tracer_a_,
