@@ -7,9 +7,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "emulator/node/node.h"
-#include "stack/sim/simulator.h"
 #include "emulator/world/world.h"
 #include "stack/json_lines.h"
+#include "stack/sim/simulator.h"
 
 namespace qnet::backend {
 namespace {
@@ -24,14 +24,24 @@ class SimPhysical : public PhysicalService {
   SimPhysical(std::string node, world::World* world, const sim::Simulator* sim)
       : node_(std::move(node)), world_(world), sim_(sim) {}
 
-  void Generate(const physical::v1::Generate& r) override { Send([&](NodeToWorld& m) { *m.mutable_generate() = r; }); }
-  void Free(const physical::v1::Free& r) override { Send([&](NodeToWorld& m) { *m.mutable_free() = r; }); }
-  void Measure(const physical::v1::Measure& r) override { Send([&](NodeToWorld& m) { *m.mutable_measure() = r; }); }
-  void ApplyGate(const physical::v1::Gate& r) override { Send([&](NodeToWorld& m) { *m.mutable_gate() = r; }); }
+  void Generate(const physical::v1::Generate& r) override {
+    Send([&](NodeToWorld& m) { *m.mutable_generate() = r; });
+  }
+  void Free(const physical::v1::Free& r) override {
+    Send([&](NodeToWorld& m) { *m.mutable_free() = r; });
+  }
+  void Measure(const physical::v1::Measure& r) override {
+    Send([&](NodeToWorld& m) { *m.mutable_measure() = r; });
+  }
+  void ApplyGate(const physical::v1::Gate& r) override {
+    Send([&](NodeToWorld& m) { *m.mutable_gate() = r; });
+  }
   void BellMeasure(const physical::v1::BellMeasure& r) override {
     Send([&](NodeToWorld& m) { *m.mutable_bell_measure() = r; });
   }
-  void Hello() { Send([&](NodeToWorld& m) { m.mutable_hello()->set_node(node_); }); }
+  void Hello() {
+    Send([&](NodeToWorld& m) { m.mutable_hello()->set_node(node_); });
+  }
 
  private:
   template <typename Fill>
@@ -48,20 +58,26 @@ class SimPhysical : public PhysicalService {
 
 class Run : public world::World::Output {
  public:
-  Run(const Topology& topology, const std::string& out_dir) : topology_(topology), out_dir_(out_dir) {}
+  Run(const Topology& topology, const std::string& out_dir)
+      : topology_(topology), out_dir_(out_dir) {}
 
   absl::Status Init() {
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(out_dir_) / "nodes", ec);
-    if (ec) return absl::InternalError(absl::StrCat("cannot create ", out_dir_, "/nodes: ", ec.message()));
+    if (ec)
+      return absl::InternalError(
+          absl::StrCat("cannot create ", out_dir_, "/nodes: ", ec.message()));
     qworld_trace_ = std::make_unique<JsonLinesTracer>(out_dir_ + "/qworld.jsonl", "qworld", &sim_);
-    if (!qworld_trace_->ok()) return absl::InternalError(absl::StrCat("cannot write ", out_dir_, "/qworld.jsonl"));
+    if (!qworld_trace_->ok())
+      return absl::InternalError(absl::StrCat("cannot write ", out_dir_, "/qworld.jsonl"));
     const Rng root(topology_.seed);
     world_ = std::make_unique<world::World>(topology_, root.Fork("qworld"), this);
     for (const NodeSpec& spec : topology_.nodes) {
       auto& n = nodes_[spec.name];
-      n.tracer = std::make_unique<JsonLinesTracer>(out_dir_ + "/nodes/" + spec.name + ".jsonl", spec.name, &sim_);
-      if (!n.tracer->ok()) return absl::InternalError(absl::StrCat("cannot write trace of ", spec.name));
+      n.tracer = std::make_unique<JsonLinesTracer>(out_dir_ + "/nodes/" + spec.name + ".jsonl",
+                                                   spec.name, &sim_);
+      if (!n.tracer->ok())
+        return absl::InternalError(absl::StrCat("cannot write trace of ", spec.name));
       n.physical = std::make_unique<SimPhysical>(spec.name, world_.get(), &sim_);
       node::Node::Env env;
       env.runtime = &sim_;
@@ -84,16 +100,27 @@ class Run : public world::World::Output {
     node::Node* target = it->second.node.get();
     sim_.Schedule(at, [target, m = std::move(message)] {
       switch (m.body_case()) {
-        case WorldToNode::kHerald: target->OnHerald(m.herald()); break;
-        case WorldToNode::kMeasureResult: target->OnMeasureResult(m.measure_result()); break;
-        case WorldToNode::kBellMeasureResult: target->OnBellMeasureResult(m.bell_measure_result()); break;
-        case WorldToNode::kError: target->OnPhysicalError(m.error()); break;
-        default: break;  // HelloAck, Start, Stop: session messages the sim does not need
+        case WorldToNode::kHerald:
+          target->OnHerald(m.herald());
+          break;
+        case WorldToNode::kMeasureResult:
+          target->OnMeasureResult(m.measure_result());
+          break;
+        case WorldToNode::kBellMeasureResult:
+          target->OnBellMeasureResult(m.bell_measure_result());
+          break;
+        case WorldToNode::kError:
+          target->OnPhysicalError(m.error());
+          break;
+        default:
+          break;  // HelloAck, Start, Stop: session messages the sim does not need
       }
     });
   }
 
-  void Record(results::v1::TraceRecord record) override { qworld_trace_->Record(std::move(record)); }
+  void Record(results::v1::TraceRecord record) override {
+    qworld_trace_->Record(std::move(record));
+  }
 
   absl::Status Execute(const std::function<void(const SimProgress&)>& progress) {
     for (auto& [name, n] : nodes_) n.node->Start();

@@ -18,11 +18,16 @@ namespace {
 
 link::v1::BasisChoice ToBasisChoice(BasisSet b) {
   switch (b) {
-    case BasisSet::kZ: return link::v1::BASIS_CHOICE_Z;
-    case BasisSet::kX: return link::v1::BASIS_CHOICE_X;
-    case BasisSet::kY: return link::v1::BASIS_CHOICE_Y;
-    case BasisSet::kXZ: return link::v1::BASIS_CHOICE_XZ;
-    case BasisSet::kXYZ: return link::v1::BASIS_CHOICE_XYZ;
+    case BasisSet::kZ:
+      return link::v1::BASIS_CHOICE_Z;
+    case BasisSet::kX:
+      return link::v1::BASIS_CHOICE_X;
+    case BasisSet::kY:
+      return link::v1::BASIS_CHOICE_Y;
+    case BasisSet::kXZ:
+      return link::v1::BASIS_CHOICE_XZ;
+    case BasisSet::kXYZ:
+      return link::v1::BASIS_CHOICE_XYZ;
   }
   return link::v1::BASIS_CHOICE_XZ;
 }
@@ -48,10 +53,9 @@ class Node::Impl : public link::LinkListener {
         *frame.mutable_link() = lf;
         env_.send(neighbour, frame);
       };
-      auto egp = std::make_unique<link::Egp>(spec, name_, env_.runtime, env_.physical, memory_.get(),
-                                             std::move(send), this, env_.tracer,
-                                             rng_.Fork("egp/" + spec.name),
-                                             LinkOptions());
+      auto egp = std::make_unique<link::Egp>(spec, name_, env_.runtime, env_.physical,
+                                             memory_.get(), std::move(send), this, env_.tracer,
+                                             rng_.Fork("egp/" + spec.name), LinkOptions());
       by_neighbour_[neighbour] = egp.get();
       links_[spec.name] = LinkEnd{neighbour, std::move(egp)};
     }
@@ -90,9 +94,8 @@ class Node::Impl : public link::LinkListener {
     create.set_pairs(r.pairs);
     create.set_min_fidelity(r.min_fidelity);
     if (r.max_time_s > 0) {
-      *create.mutable_max_time() =
-          google::protobuf::util::TimeUtil::NanosecondsToDuration(
-              absl::ToInt64Nanoseconds(SecondsToDuration(r.max_time_s)));
+      *create.mutable_max_time() = google::protobuf::util::TimeUtil::NanosecondsToDuration(
+          absl::ToInt64Nanoseconds(SecondsToDuration(r.max_time_s)));
     }
     create.set_purpose_id(r.purpose_id);
     create.set_priority(r.priority);
@@ -150,7 +153,8 @@ class Node::Impl : public link::LinkListener {
       if (it != own_requests_.end()) return it->second->hold_s;
     }
     for (const RequestSpec& r : topology_.requests) {
-      if (r.from == ok.pair().origin() && r.to == ok.pair().partner() && r.purpose_id == ok.purpose_id())
+      if (r.from == ok.pair().origin() && r.to == ok.pair().partner() &&
+          r.purpose_id == ok.purpose_id())
         return r.hold_s;
     }
     return 0;
@@ -163,8 +167,8 @@ class Node::Impl : public link::LinkListener {
     }
     if (frame.from_node() != neighbour) {
       return Drop(DropReason::DROP_REASON_UNEXPECTED_FRAME,
-                  absl::StrCat("frame claims sender '", frame.from_node(), "' on the connection of ",
-                               neighbour));
+                  absl::StrCat("frame claims sender '", frame.from_node(),
+                               "' on the connection of ", neighbour));
     }
     switch (frame.body_case()) {
       case wire::v1::Frame::kLink: {
@@ -190,14 +194,16 @@ class Node::Impl : public link::LinkListener {
   }
 
   void OnBadFrame(const std::string& neighbour, bool oversized, const std::string& detail) {
-    Drop(oversized ? DropReason::DROP_REASON_OVERSIZED_FRAME : DropReason::DROP_REASON_MALFORMED_FRAME,
+    Drop(oversized ? DropReason::DROP_REASON_OVERSIZED_FRAME
+                   : DropReason::DROP_REASON_MALFORMED_FRAME,
          absl::StrCat("from ", neighbour, ": ", detail));
   }
 
   void OnHerald(const physical::v1::Herald& herald) {
     auto it = links_.find(herald.link());
     if (it == links_.end()) {
-      return Drop(DropReason::DROP_REASON_UNKNOWN_LINK, absl::StrCat("herald for link '", herald.link(), "'"));
+      return Drop(DropReason::DROP_REASON_UNKNOWN_LINK,
+                  absl::StrCat("herald for link '", herald.link(), "'"));
     }
     it->second.egp->OnHerald(herald);
   }
@@ -219,7 +225,8 @@ class Node::Impl : public link::LinkListener {
   std::unique_ptr<link::MemoryPool> memory_;
   std::map<std::string, LinkEnd> links_;  // by link name
   std::map<std::string, link::Egp*> by_neighbour_;
-  std::map<std::pair<std::string, uint64_t>, const RequestSpec*> own_requests_;  // (link, create id)
+  std::map<std::pair<std::string, uint64_t>, const RequestSpec*>
+      own_requests_;  // (link, create id)
   std::vector<std::unique_ptr<Timer>> workload_timers_;
   std::map<uint64_t, std::unique_ptr<Timer>> holds_;
   uint64_t next_hold_ = 1;

@@ -147,9 +147,9 @@ absl::Status NodeDaemon::Init() {
       }
       n.address = it->second;
     }
-    n.sender = std::make_unique<DelayedSender>(runtime_, SecondsToDuration(link.delay_s()), [this, name](std::string bytes) {
-      Release(neighbours_[name], std::move(bytes));
-    });
+    n.sender = std::make_unique<DelayedSender>(
+        runtime_, SecondsToDuration(link.delay_s()),
+        [this, name](std::string bytes) { Release(neighbours_[name], std::move(bytes)); });
   }
 
   if (!options_.listen_address.empty()) {
