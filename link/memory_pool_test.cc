@@ -14,6 +14,8 @@ class RecordingDevice : public PhysicalService {
   void Measure(const physical::v1::Measure&) override {}
   void ApplyGate(const physical::v1::Gate&) override {}
   void BellMeasure(const physical::v1::BellMeasure&) override {}
+  void Init(const physical::v1::Init&) override {}
+  void Probe(const physical::v1::Probe&) override {}
   std::vector<uint32_t> freed;
 };
 

@@ -18,6 +18,11 @@ class PhysicalService {
   virtual void Measure(const physical::v1::Measure& request) = 0;
   virtual void ApplyGate(const physical::v1::Gate& request) = 0;
   virtual void BellMeasure(const physical::v1::BellMeasure& request) = 0;
+  // A fresh |0> qubit in an empty slot (PHYS-M9).
+  virtual void Init(const physical::v1::Init& request) = 0;
+  // Emulation instrumentation (PHYS-T4): asks qworld to record the true state
+  // of a pair for the results. No answer ever reaches the caller.
+  virtual void Probe(const physical::v1::Probe& request) = 0;
 };
 
 // Indications from the device, delivered on the runtime's thread at the emulated

@@ -79,6 +79,51 @@ struct RequestSpec {
   int line = 0;
 };
 
+// An end-to-end workload item (issue 3): node `from` opens a transport
+// connection to `to` and consumes its pairs (keep: holds each for hold-s then
+// releases it; measure: the transport measures in `basis`).
+struct ConnectionSpec {
+  std::string name;            // "from-to#k" unless given
+  std::string from, to;
+  uint32_t port = 0;           // 0: assigned (first free from 1000 at `to`)
+  uint32_t pairs = 0;          // 0: until the run ends
+  RequestKind kind = RequestKind::kKeep;
+  double min_fidelity = 0.0;
+  BasisSet basis = BasisSet::kXZ;
+  double min_rate_hz = 0.0;
+  double cutoff_s = 0.0;       // 0: the network layer's default
+  uint32_t window = 1;
+  double start_s = 0.0;
+  double hold_s = 0.0;
+  int line = 0;
+};
+
+// An application pair (issue 3): `kind` runs at `node` (the initiator) and its
+// counterpart at `peer`; other attributes are passed to both as flags.
+struct AppSpec {
+  std::string name;            // "<kind>-<node>-<peer>" unless given
+  std::string kind;            // teleport | chsh | ...
+  std::string node, peer;
+  uint32_t port = 0;           // 0: assigned
+  uint32_t pairs = 100;
+  double min_fidelity = 0.0;
+  double start_s = 0.0;
+  std::vector<std::pair<std::string, std::string>> params;  // any other attributes
+  int line = 0;
+};
+
+enum class EventKind { kCutLink, kFailNode };
+
+// A failure injected at emulated time `at_s`.
+struct EventSpec {
+  double at_s = 0.0;
+  EventKind kind = EventKind::kCutLink;
+  std::string target;          // link or node name
+  int line = 0;
+};
+
+enum class RoutingMetricSpec { kHops, kPairTime, kFidelity };
+
 struct Topology {
   std::string source;  // file it was read from
   std::string name = "qnet";
@@ -89,6 +134,10 @@ struct Topology {
   std::vector<NodeSpec> nodes;
   std::vector<LinkSpec> links;
   std::vector<RequestSpec> requests;
+  std::vector<ConnectionSpec> connections;
+  std::vector<AppSpec> apps;
+  std::vector<EventSpec> events;
+  RoutingMetricSpec routing_metric = RoutingMetricSpec::kPairTime;
 
   const NodeSpec* FindNode(const std::string& name) const;
   const LinkSpec* FindLink(const std::string& name) const;

@@ -39,6 +39,12 @@ class SimPhysical : public PhysicalService {
   void BellMeasure(const physical::v1::BellMeasure& r) override {
     Send([&](NodeToWorld& m) { *m.mutable_bell_measure() = r; });
   }
+  void Init(const physical::v1::Init& r) override {
+    Send([&](NodeToWorld& m) { *m.mutable_init() = r; });
+  }
+  void Probe(const physical::v1::Probe& r) override {
+    Send([&](NodeToWorld& m) { *m.mutable_probe() = r; });
+  }
   void Hello() {
     Send([&](NodeToWorld& m) { m.mutable_hello()->set_node(node_); });
   }

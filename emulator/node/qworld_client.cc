@@ -76,6 +76,18 @@ void QworldClient::BellMeasure(const physical::v1::BellMeasure& request) {
   Send(std::move(m));
 }
 
+void QworldClient::Init(const physical::v1::Init& request) {
+  NodeToWorld m;
+  *m.mutable_init() = request;
+  Send(std::move(m));
+}
+
+void QworldClient::Probe(const physical::v1::Probe& request) {
+  NodeToWorld m;
+  *m.mutable_probe() = request;
+  Send(std::move(m));
+}
+
 void QworldClient::Send(NodeToWorld message) {
   message.set_version(1);
   if (stream_ == nullptr || (leaving_ && !message.has_bye()) || !stream_->Send(message).ok()) {

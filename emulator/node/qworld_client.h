@@ -63,6 +63,8 @@ class QworldClient : public PhysicalService {
   void Measure(const physical::v1::Measure& request) override;
   void ApplyGate(const physical::v1::Gate& request) override;
   void BellMeasure(const physical::v1::BellMeasure& request) override;
+  void Init(const physical::v1::Init& request) override;
+  void Probe(const physical::v1::Probe& request) override;
 
   bool connected() const { return stream_ != nullptr && stream_->open(); }
   bool acked() const { return acked_; }

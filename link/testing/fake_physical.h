@@ -117,6 +117,8 @@ class FakeLinkPhysics {
     void BellMeasure(const physical::v1::BellMeasure&) override {
       ++fake->violations_.other_requests;
     }
+    void Init(const physical::v1::Init&) override { ++fake->violations_.other_requests; }
+    void Probe(const physical::v1::Probe&) override { ++fake->violations_.other_requests; }
   };
   struct Pending {
     std::optional<physical::v1::Generate> g[2];
