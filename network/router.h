@@ -43,6 +43,28 @@ struct RouterOptions {
   uint32_t memories = 0;
 };
 
+// Counters (additive to the pinned interface): stale adverts are normal
+// flooding duplicates and only counted; malformed inputs are also traced.
+struct RouterStats {
+  uint64_t hellos_sent = 0;
+  uint64_t hellos_received = 0;
+  uint64_t hellos_dropped = 0;  // unknown link or wrong neighbour (traced)
+  uint64_t adverts_sent = 0;
+  uint64_t adverts_accepted = 0;    // newer than the stored one, stored and re-flooded
+  uint64_t adverts_stale = 0;       // older or equal sequence: ignored
+  uint64_t adverts_malformed = 0;   // rejected (traced)
+  uint64_t route_computations = 0;  // Dijkstra runs
+};
+
+// Analytic swap-ASAP expectation of the time to one end-to-end pair over links
+// with the given expected pair times (each an exponential waiting time):
+// E[max_i T_i] (NET-R-30). Links with a time <= 0 are ignored.
+double ExpectedMaxPairTime(const std::vector<double>& pair_times_s);
+
+// Cost of one link under a metric; +infinity when the link is unusable
+// (NET-R-24..27).
+double LinkCost(RoutingMetric metric, double pair_time_s, double fidelity);
+
 class LinkStateRouter {
  public:
   struct Output {
@@ -54,8 +76,8 @@ class LinkStateRouter {
     std::function<void()> on_routes_changed;
   };
 
-  LinkStateRouter(std::string node, std::vector<LocalLink> links, Runtime* runtime,
-                  Tracer* tracer, Output output, RouterOptions options);
+  LinkStateRouter(std::string node, std::vector<LocalLink> links, Runtime* runtime, Tracer* tracer,
+                  Output output, RouterOptions options);
   ~LinkStateRouter();
 
   // Emulated time 0: send the first hellos and advert, arm the timers. Links
@@ -74,6 +96,7 @@ class LinkStateRouter {
   std::optional<std::string> NextHop(const std::string& destination) const;
   // The newest advert of `origin`, if any (memory times for cutoffs).
   const v1::LinkStateAdvert* AdvertOf(const std::string& origin) const;
+  const RouterStats& stats() const;
 
  private:
   class Impl;
