@@ -85,6 +85,7 @@ std::string ChainXml(const ChainGen& chain) {
     c.to = ChainNodeName(n, n);
     c.pairs = chain.pairs;
     c.cutoff_s = chain.cutoff_s;
+    c.start_s = chain.start_s;
     absl::StrAppend(&xml, Connection(c));
   } else {
     for (const ConnectionGen& c : chain.connections) absl::StrAppend(&xml, Connection(c));

@@ -45,6 +45,9 @@ struct ChainGen {
   std::vector<ConnectionGen> connections;  // empty: one from the first to the last node
   uint32_t pairs = 1000;                   // for the default connection
   double cutoff_s = 0;                     // for the default connection
+  // For the default connection: late enough for link-state routing to have
+  // converged (hellos every 20 ms, then one flood).
+  double start_s = 0.2;
 };
 
 std::string ChainNodeName(int index, int links);
