@@ -49,35 +49,40 @@ class Oracle {
   Oracle(const std::vector<LinkDef>& links, RoutingMetric metric,
          const std::set<std::string>& removed = {}) {
     for (const auto& l : links) names_.insert({l.a, l.b});
-    for (const auto& n : names_) {
-      for (const auto& m : names_) d_[n][m] = n == m ? 0 : kInf;
-    }
+    for (const auto& n : names_) index_[n] = static_cast<int>(index_.size());
+    const size_t n = names_.size();
+    d_.assign(n, std::vector<double>(n, kInf));
+    adj_.resize(n);
+    for (size_t i = 0; i < n; ++i) d_[i][i] = 0;
     for (const auto& l : links) {
       if (removed.contains(l.name)) continue;
       const double c = LinkCost(metric, l.pair_time_s, l.fidelity);
       if (!std::isfinite(c)) continue;
-      adj_[l.a].push_back({l.b, l.name, c});
-      adj_[l.b].push_back({l.a, l.name, c});
-      d_[l.a][l.b] = std::min(d_[l.a][l.b], c);
-      d_[l.b][l.a] = std::min(d_[l.b][l.a], c);
+      const int a = index_[l.a], b = index_[l.b];
+      adj_[a].push_back({b, c});
+      adj_[b].push_back({a, c});
+      d_[a][b] = d_[b][a] = std::min(d_[a][b], c);
     }
-    for (const auto& k : names_)
-      for (const auto& i : names_)
-        for (const auto& j : names_) d_[i][j] = std::min(d_[i][j], d_[i][k] + d_[k][j]);
+    for (size_t k = 0; k < n; ++k)
+      for (size_t i = 0; i < n; ++i)
+        for (size_t j = 0; j < n; ++j) d_[i][j] = std::min(d_[i][j], d_[i][k] + d_[k][j]);
   }
-  double Cost(const std::string& s, const std::string& t) { return d_[s][t]; }
+  double Cost(const std::string& s, const std::string& t) { return d_[index_[s]][index_[t]]; }
+  // Greedy: the name-smallest neighbour that stays on a shortest path.
   std::vector<std::string> Path(const std::string& s, const std::string& t) {
+    std::vector<std::string> names(names_.begin(), names_.end());
+    const int dst = index_[t];
     std::vector<std::string> path = {s};
-    std::string cur = s;
-    while (cur != t) {
-      std::string best;
-      for (const auto& e : adj_[cur]) {
-        if (std::fabs(e.cost + d_[e.to][t] - d_[cur][t]) > 1e-9 * std::max(1.0, d_[cur][t])) {
+    int cur = index_[s];
+    while (cur != dst) {
+      int best = -1;
+      for (const auto& [to, cost] : adj_[cur]) {
+        if (std::fabs(cost + d_[to][dst] - d_[cur][dst]) > 1e-9 * std::max(1.0, d_[cur][dst])) {
           continue;
         }
-        if (best.empty() || e.to < best) best = e.to;
+        if (best < 0 || to < best) best = to;  // index order is name order
       }
-      path.push_back(best);
+      path.push_back(names[best]);
       cur = best;
     }
     return path;
@@ -85,13 +90,10 @@ class Oracle {
   const std::set<std::string>& names() const { return names_; }
 
  private:
-  struct E {
-    std::string to, link;
-    double cost;
-  };
   std::set<std::string> names_;
-  std::map<std::string, std::map<std::string, double>> d_;
-  std::map<std::string, std::vector<E>> adj_;
+  std::map<std::string, int> index_;
+  std::vector<std::vector<double>> d_;
+  std::vector<std::vector<std::pair<int, double>>> adj_;
 };
 
 // Routers for every node of a topology, wired through the simulator.
@@ -334,6 +336,296 @@ TEST(RouterMetric, NET_R_27_FidelityQuarterUnusable) {
   net.RunFor(absl::Milliseconds(100));
   EXPECT_FALSE(net.router("a").RouteTo("c").has_value());
   EXPECT_TRUE(net.router("b").RouteTo("c").has_value());
+}
+
+// NET-R-2, NET-R-5, NET-R-6, NET-R-7, NET-R-20: a cut link goes down at both
+// ends within the dead interval, every route avoids it, and it comes back when
+// hellos resume.
+TEST(RouterLiveness, NET_R_2_CutLinkDownWithinDeadIntervalAndBack) {
+  Rng rng(3);
+  RouterOptions options = Options(RoutingMetric::kHops);
+  RouterNet net(Ring(8, &rng), options);
+  net.Start();
+  net.RunFor(absl::Milliseconds(300));
+  Oracle full(net.links(), RoutingMetric::kHops);
+  net.ExpectRoutesMatch(full);
+  const std::string a = Name(0), b = Name(1), link = "l" + Name(0);
+  ASSERT_EQ(net.router(a).RouteTo(b)->links, std::vector<std::string>{link});
+
+  const Time cut = net.sim().Now();
+  net.Cut(a, b);
+  net.RunFor(absl::Milliseconds(300));
+  const absl::Duration dead = options.hello_interval * options.dead_intervals;
+  for (const auto& end : {a, b}) {
+    const auto& changes = net.node(end).link_changes;
+    ASSERT_EQ(changes.size(), 1u) << end;
+    EXPECT_EQ(changes[0].second, std::make_pair(link, false));
+    // The last hello arrived at most one interval before the cut (plus the
+    // 1 ms delay), so down within (dead - interval, dead + delay] of the cut.
+    EXPECT_GT(changes[0].first - cut, dead - options.hello_interval) << end;
+    EXPECT_LE(changes[0].first - cut, dead + absl::Milliseconds(1)) << end;
+    EXPECT_FALSE(net.router(end).LinkUp(link));
+  }
+  Oracle without(net.links(), RoutingMetric::kHops, {link});
+  net.ExpectRoutesMatch(without);
+  EXPECT_EQ(net.router(a).RouteTo(b)->path.size(), 8u);  // the long way round
+
+  const Time restore = net.sim().Now();
+  net.Restore(a, b);
+  net.RunFor(absl::Milliseconds(300));
+  for (const auto& end : {a, b}) {
+    const auto& changes = net.node(end).link_changes;
+    ASSERT_EQ(changes.size(), 2u) << end;
+    EXPECT_EQ(changes[1].second, std::make_pair(link, true));
+    EXPECT_LE(changes[1].first - restore, options.hello_interval + absl::Milliseconds(1));
+    EXPECT_TRUE(net.router(end).LinkUp(link));
+  }
+  net.ExpectRoutesMatch(full);
+}
+
+// NET-R-3, NET-R-5: the composition's report takes a link down at once; the
+// next hello brings it back.
+TEST(RouterLiveness, NET_R_3_SetLinkDownAtOnceUpOnNextHello) {
+  RouterNet net(Chain(3), Options(RoutingMetric::kHops));
+  net.Start();
+  net.RunFor(absl::Milliseconds(100));
+  const std::string link = "l" + Name(0);
+  ASSERT_TRUE(net.router(Name(2)).RouteTo(Name(0)).has_value());
+  net.router(Name(1)).SetLinkDown(link);
+  EXPECT_FALSE(net.router(Name(1)).LinkUp(link));
+  ASSERT_EQ(net.node(Name(1)).link_changes.size(), 1u);
+  EXPECT_EQ(net.node(Name(1)).link_changes[0].first, net.sim().Now());
+  EXPECT_FALSE(net.router(Name(1)).RouteTo(Name(0)).has_value());  // NET-R-21
+  // n2 hears n1's new advert after one delay: no route over the link (NET-R-20).
+  net.RunFor(absl::Microseconds(1500));
+  EXPECT_FALSE(net.router(Name(2)).RouteTo(Name(0)).has_value());
+  EXPECT_TRUE(net.router(Name(0)).LinkUp(link));  // n0's own liveness is unaffected
+  net.RunFor(absl::Milliseconds(20));             // n0's next hello reaches n1
+  EXPECT_TRUE(net.router(Name(1)).LinkUp(link));
+  net.RunFor(absl::Milliseconds(5));
+  ASSERT_TRUE(net.router(Name(2)).RouteTo(Name(0)).has_value());
+  EXPECT_EQ(net.router(Name(2)).RouteTo(Name(0))->path.size(), 3u);
+}
+
+// NET-R-23: routes-changed notices come with changes only, one per instant.
+TEST(RouterLiveness, NET_R_23_RoutesChangedOnlyOnChange) {
+  RouterNet net(Chain(4), Options(RoutingMetric::kHops));
+  net.Start();
+  net.RunFor(absl::Milliseconds(200));
+  const int before = net.node(Name(3)).routes_changed;
+  EXPECT_GT(before, 0);
+  net.RunFor(absl::Seconds(5));  // hellos only, no advert (refresh is 10 s)
+  EXPECT_EQ(net.node(Name(3)).routes_changed, before);
+  net.router(Name(0)).SetLinkDown("l" + Name(0));
+  net.RunFor(absl::Milliseconds(10));
+  EXPECT_EQ(net.node(Name(3)).routes_changed, before + 1);
+}
+
+// NET-R-11: the own advert is re-flooded every refresh interval with a new
+// sequence.
+TEST(RouterFlooding, NET_R_11_PeriodicRefresh) {
+  RouterOptions options = Options(RoutingMetric::kHops);
+  options.refresh_interval = absl::Seconds(1);
+  RouterNet net(Chain(3), options);
+  net.Start();
+  net.RunFor(absl::Milliseconds(500));
+  const uint64_t seq = net.router(Name(2)).AdvertOf(Name(0))->sequence();
+  net.RunFor(absl::Seconds(3));
+  EXPECT_EQ(net.router(Name(2)).AdvertOf(Name(0))->sequence(), seq + 3);
+}
+
+// One router driven directly: node "a" with links ab (to b) and ac (to c).
+class SoloRouter : public ::testing::Test {
+ protected:
+  SoloRouter() {
+    LinkStateRouter::Output out;
+    out.send = [this](const std::string& to, const v1::NetworkFrame& f) {
+      sent.push_back({to, f});
+    };
+    router = std::make_unique<LinkStateRouter>(
+        "a", std::vector<LocalLink>{{"ab", "b", 0.01, 0.9}, {"ac", "c", 0.02, 0.9}}, &sim, &tracer,
+        out, Options(RoutingMetric::kPairTime));
+    router->Start();
+    sent.clear();
+  }
+  static v1::LinkStateAdvert Advert(const std::string& origin, uint64_t seq,
+                                    std::vector<LinkDef> links) {
+    v1::LinkStateAdvert a;
+    a.set_origin(origin);
+    a.set_sequence(seq);
+    for (const auto& l : links) {
+      auto* la = a.add_links();
+      la->set_link(l.name);
+      la->set_neighbour(l.a == origin ? l.b : l.a);
+      la->set_pair_time_s(l.pair_time_s);
+      la->set_fidelity(l.fidelity);
+    }
+    return a;
+  }
+  int AdvertsSent() const {
+    int n = 0;
+    for (const auto& [to, f] : sent) n += f.has_advert();
+    return n;
+  }
+
+  sim::Simulator sim;
+  CountingTracer tracer;
+  std::vector<std::pair<std::string, v1::NetworkFrame>> sent;
+  std::unique_ptr<LinkStateRouter> router;
+};
+
+// NET-R-15..17: malformed adverts are dropped, traced, counted, not stored and
+// not flooded.
+TEST_F(SoloRouter, NET_R_15_16_17_MalformedAdvertsDropped) {
+  const LinkDef ab{"ab", "a", "b", 0.01, 0.9}, bd{"bd", "b", "d", 0.01, 0.9};
+  std::vector<v1::LinkStateAdvert> bad;
+  bad.push_back(Advert("", 1, {bd}));  // NET-R-15
+  auto nan = Advert("b", 1, {ab, bd});
+  nan.mutable_links(1)->set_pair_time_s(std::nan(""));  // NET-R-16
+  bad.push_back(nan);
+  auto inf = Advert("b", 1, {ab, bd});
+  inf.mutable_links(1)->set_pair_time_s(kInf);
+  bad.push_back(inf);
+  auto fid = Advert("b", 1, {ab, bd});
+  fid.mutable_links(1)->set_fidelity(1.5);
+  bad.push_back(fid);
+  auto mem = Advert("b", 1, {ab});
+  mem.set_memory_time_s(-1);
+  bad.push_back(mem);
+  bad.push_back(Advert("b", 1, {{"xb", "a", "b"}}));  // names a but a has no link xb (NET-R-17)
+  bad.push_back(Advert("d", 1, {{"ab", "a", "d"}}));  // a's link ab joins a to b, not d
+  bad.push_back(Advert("b", 1, {{"ab", "b", "e"}}));  // a's link ab, but not towards a
+  bad.push_back(Advert("b", 1, {{"bd", "b", "b"}}));  // a link to itself
+  bad.push_back(Advert("b", 1, {bd, bd}));            // the same link twice
+  for (const auto& advert : bad) router->OnAdvert("b", advert);
+  EXPECT_EQ(router->stats().adverts_malformed, bad.size());
+  EXPECT_EQ(tracer.Count(results::v1::DROP_REASON_MALFORMED_FRAME), bad.size());
+  EXPECT_EQ(router->AdvertOf("b"), nullptr);
+  EXPECT_EQ(router->AdvertOf("d"), nullptr);
+  EXPECT_EQ(AdvertsSent(), 0);
+  // From a node that is no neighbour.
+  router->OnAdvert("z", Advert("b", 1, {ab}));
+  EXPECT_EQ(tracer.Count(results::v1::DROP_REASON_UNEXPECTED_FRAME), 1u);
+  EXPECT_EQ(router->AdvertOf("b"), nullptr);
+  // A well-formed one is accepted and flooded to c only (NET-R-12).
+  router->OnAdvert("b", Advert("b", 1, {ab, bd}));
+  EXPECT_NE(router->AdvertOf("b"), nullptr);
+  ASSERT_EQ(AdvertsSent(), 1);
+  EXPECT_EQ(sent.back().first, "c");
+}
+
+// NET-R-12, NET-R-13: newer replaces and is flooded; equal or older is ignored
+// (counted, not traced); a strictly older copy gets the newer one back.
+TEST_F(SoloRouter, NET_R_13_StaleAdvertsIgnored) {
+  const LinkDef ab{"ab", "a", "b", 0.01, 0.9}, bd{"bd", "b", "d", 0.01, 0.9};
+  router->OnAdvert("b", Advert("b", 5, {ab, bd}));
+  EXPECT_EQ(router->stats().adverts_accepted, 1u);
+  EXPECT_EQ(AdvertsSent(), 1);
+  router->OnAdvert("c", Advert("b", 5, {ab}));  // equal: a flooding duplicate
+  EXPECT_EQ(AdvertsSent(), 1);
+  router->OnAdvert("c", Advert("b", 3, {ab}));  // older
+  EXPECT_EQ(router->stats().adverts_stale, 2u);
+  EXPECT_TRUE(tracer.drops.empty());
+  ASSERT_EQ(router->AdvertOf("b")->links_size(), 2);  // the seq 5 content stays
+  EXPECT_EQ(router->AdvertOf("b")->sequence(), 5u);
+  ASSERT_EQ(AdvertsSent(), 2);  // seq 5 handed back to c
+  EXPECT_EQ(sent.back().first, "c");
+  EXPECT_EQ(sent.back().second.advert().sequence(), 5u);
+  router->OnAdvert("c", Advert("b", 6, {ab}));  // newer
+  EXPECT_EQ(router->AdvertOf("b")->links_size(), 1);
+  EXPECT_EQ(sent.back().first, "b");  // flooded to b, not back to c
+}
+
+// NET-R-14: an advert of this node newer than its own (from before a restart)
+// makes it continue above that sequence.
+TEST_F(SoloRouter, NET_R_14_OwnOldAdvertRaisesSequence) {
+  const uint64_t own = router->AdvertOf("a")->sequence();
+  router->OnAdvert("b", Advert("a", own + 100, {}));
+  EXPECT_EQ(router->AdvertOf("a")->sequence(), own + 101);
+  EXPECT_EQ(router->AdvertOf("a")->links_size(), 2);
+  EXPECT_EQ(AdvertsSent(), 2);  // to b and c
+}
+
+// NET-R-20, NET-R-21: a link counts only when both ends advertise it.
+TEST_F(SoloRouter, NET_R_20_21_TwoWayCheck) {
+  const LinkDef ab{"ab", "a", "b", 0.01, 0.9}, bd{"bd", "b", "d", 0.03, 0.9};
+  EXPECT_FALSE(router->RouteTo("b").has_value());  // b has not advertised ab yet
+  router->OnAdvert("b", Advert("b", 1, {ab, bd}));
+  ASSERT_TRUE(router->RouteTo("b").has_value());
+  EXPECT_FALSE(router->RouteTo("d").has_value());  // only b claims bd
+  router->OnAdvert("b", Advert("d", 1, {bd}));
+  auto r = router->RouteTo("d");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->path, (std::vector<std::string>{"a", "b", "d"}));
+  EXPECT_EQ(r->links, (std::vector<std::string>{"ab", "bd"}));
+  EXPECT_NEAR(r->cost, 0.04, 1e-15);
+  EXPECT_NEAR(r->expected_pair_time_s, 0.01 + 0.03 - 1 / (1 / 0.01 + 1 / 0.03), 1e-15);
+  // Local liveness decides for a's own links (NET-R-21).
+  router->SetLinkDown("ab");
+  EXPECT_FALSE(router->RouteTo("d").has_value());
+  EXPECT_EQ(router->NextHop("d"), std::nullopt);
+}
+
+// NET-R-8: a hello naming a link that does not join the sender to this node is
+// dropped, traced and counted, and keeps nothing alive.
+TEST_F(SoloRouter, NET_R_8_BadHelloDropped) {
+  v1::NetHello hello;
+  hello.set_link("ac");
+  router->OnHello("b", hello);  // ac joins a to c, not b
+  hello.set_link("zz");
+  router->OnHello("b", hello);
+  EXPECT_EQ(router->stats().hellos_dropped, 2u);
+  EXPECT_EQ(tracer.Count(results::v1::DROP_REASON_UNKNOWN_LINK), 2u);
+  // Only b's hellos on ab arrive: ac goes down after 4 intervals, ab stays up.
+  hello.set_link("ab");
+  for (int i = 0; i < 5; ++i) {
+    sim.RunUntil(sim.Now() + absl::Milliseconds(20));
+    router->OnHello("b", hello);
+  }
+  EXPECT_TRUE(router->LinkUp("ab"));
+  EXPECT_FALSE(router->LinkUp("ac"));
+}
+
+// NET-R-1: hellos on every link every interval.
+TEST_F(SoloRouter, NET_R_1_HelloEveryInterval) {
+  sim.RunUntil(sim.Now() + absl::Milliseconds(100));  // 5 more rounds of hellos
+  int ab = 0, ac = 0;
+  for (const auto& [to, f] : sent) {
+    if (!f.has_hello()) continue;
+    (f.hello().link() == "ab" ? ab : ac)++;
+    EXPECT_EQ(to, f.hello().link() == "ab" ? "b" : "c");
+  }
+  EXPECT_EQ(ab, 5);
+  EXPECT_EQ(ac, 5);
+}
+
+// NET-R-30: the swap-ASAP expectation E[max] of exponential link times.
+TEST(RouterPairTime, NET_R_30_ExpectedMaxPairTime) {
+  EXPECT_EQ(ExpectedMaxPairTime({}), 0.0);
+  EXPECT_NEAR(ExpectedMaxPairTime({0.2}), 0.2, 1e-15);
+  EXPECT_NEAR(ExpectedMaxPairTime({0.1, 0.3}), 0.1 + 0.3 - 1 / (10 + 1 / 0.3), 1e-15);
+  EXPECT_NEAR(ExpectedMaxPairTime({0.1, 0.1, 0.1}), 0.1 * (1 + 0.5 + 1.0 / 3), 1e-15);
+  // Exact value for m links of a and m of b, by grouped inclusion-exclusion in
+  // long double; m = 8 goes through the subset sum, m = 10 through the integral.
+  auto exact = [](int m, long double a, long double b) {
+    long double sum = 0, ci = 1;
+    for (int i = 0; i <= m; ++i) {
+      long double cj = 1;
+      for (int j = 0; j <= m; ++j) {
+        if (i + j > 0) sum += ((i + j) % 2 ? 1 : -1) * ci * cj / (i / a + j / b);
+        cj = cj * (m - j) / (j + 1);
+      }
+      ci = ci * (m - i) / (i + 1);
+    }
+    return static_cast<double>(sum);
+  };
+  for (int m : {8, 10}) {
+    std::vector<double> t(m, 0.01);
+    t.insert(t.end(), m, 0.05);
+    EXPECT_NEAR(ExpectedMaxPairTime(t), exact(m, 0.01, 0.05), 1e-9 * exact(m, 0.01, 0.05)) << m;
+  }
+  // Zero times (instant links) do not count.
+  EXPECT_NEAR(ExpectedMaxPairTime({0.0, 0.2}), 0.2, 1e-15);
 }
 
 }  // namespace
