@@ -224,6 +224,12 @@ absl::StatusOr<DensityMatrix> QubitRegistry::ReducedState(absl::Span<const Qubit
   return joint.Reduced(permutation);
 }
 
+std::vector<QubitId> QubitRegistry::GroupOf(QubitId q) const {
+  auto it = where_.find(q);
+  if (it == where_.end()) return {};
+  return groups_.at(it->second).members;
+}
+
 absl::StatusOr<double> QubitRegistry::BellFidelity(QubitId a, QubitId b, int pauli_index,
                                                    Time at) const {
   const QubitId pair[2] = {a, b};

@@ -60,6 +60,9 @@ class QubitRegistry {
   bool Holds(QubitId q) const { return where_.contains(q); }
   size_t qubits() const { return where_.size(); }
   size_t groups() const { return groups_.size(); }
+  // The members of q's group, q included, in the group's order; empty if q
+  // holds no qubit (PHYS-T4 asks for the partner of a probed qubit).
+  std::vector<QubitId> GroupOf(QubitId q) const;
 
   // A new group of two qubits in state `rho` (order (a, b)), up to date at `at`.
   absl::Status AddPair(QubitId a, QubitId b, const Matrix4& rho, Time at);

@@ -36,7 +36,7 @@ absl::Duration CycleOf(const LinkSpec& link) {
 }
 
 BatchPlan PlanBatch(const LinkSpec& link, const pv::Generate& a, const pv::Generate& b, Time start,
-                    Rng& rng) {
+                    Rng& rng, Time down_at) {
   BatchPlan plan;
   plan.start = start;
   if (start.is_infinite()) {
@@ -75,7 +75,11 @@ BatchPlan PlanBatch(const LinkSpec& link, const pv::Generate& a, const pv::Gener
     const int64_t d = static_cast<int64_t>(deadline_ns);
     allowed = d <= start.nanos() ? 0 : static_cast<uint64_t>((d - start.nanos() + c - 1) / c);
   }
-  const uint64_t n = allowed == 0 ? kUnbounded : rng.Geometric(plan.p_success);  // PHYS-B9
+  uint64_t n = allowed == 0 ? kUnbounded : rng.Geometric(plan.p_success);  // PHYS-B9
+  if (n != kUnbounded && !down_at.is_infinite()) {  // PHYS-L1: t_N on a cut link fails
+    const std::optional<Time> t_n = After(start, n - 1, c);
+    if (!t_n || *t_n >= down_at) n = kUnbounded;
+  }
   if (allowed != kUnbounded && n > allowed) {
     finish(pv::OUTCOME_DEADLINE, allowed, allowed);  // PHYS-B11
     return plan;

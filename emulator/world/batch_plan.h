@@ -32,9 +32,13 @@ absl::Duration CycleOf(const LinkSpec& link);
 
 // Plans the batch paired from `a` (side a's Generate) and `b` (side b's),
 // starting at `start`. Samples the number of attempts until success from `rng`
-// (geometric, never looped).
+// (geometric, never looped). `down_at`: the link is cut from then on (PHYS-L1):
+// an attempt starting at or after it fails, so the batch ends DEADLINE at its
+// deadline, or never (PHYS-B13) without one. The draw is made either way, so
+// the link's random stream does not depend on the cut.
 BatchPlan PlanBatch(const LinkSpec& link, const physical::v1::Generate& a,
-                    const physical::v1::Generate& b, Time start, Rng& rng);
+                    const physical::v1::Generate& b, Time start, Rng& rng,
+                    Time down_at = Time::Infinite());
 
 }  // namespace qnet::world
 

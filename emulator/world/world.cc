@@ -90,6 +90,7 @@ class World::Impl {
     std::optional<pv::Generate> pending[2];
     Time free_at = Time::Zero();  // end of the latest batch
     uint64_t pair_seq = 0;
+    Time down_at = Time::Infinite();  // PHYS-L1
   };
 
   void Reply(const std::string& node, pv::WorldToNode message, Time at);
@@ -104,7 +105,13 @@ class World::Impl {
   std::optional<Refusal> OnGate(uint32_t index, const pv::Gate& g, Time now);
   std::optional<Refusal> OnBellMeasure(uint32_t index, const pv::BellMeasure& m, Time now);
   void OnBye(uint32_t index);
+  std::optional<Refusal> OnInit(uint32_t index, const pv::Init& init, Time now);
+  void OnProbe(uint32_t index, const pv::Probe& probe, Time now);
 
+ public:
+  absl::Status SetLinkDown(const std::string& link, Time at);
+
+ private:
   void RunBatch(LinkState& link, const pv::Generate& a, const pv::Generate& b, Time now);
   void Release(LinkState& link, int side);
 
@@ -131,6 +138,22 @@ World::Impl::Impl(const Topology& topology, Rng rng, Output* output) : output_(o
     if (a == node_index_.end() || b == node_index_.end()) continue;  // the loader rejects these
     links_.emplace(spec.name, LinkState(spec, a->second, b->second, rng.Fork("link/" + spec.name)));
   }
+  for (const EventSpec& event : topology.events) {  // PHYS-L3
+    const Time at = Time::FromNanos(static_cast<int64_t>(std::llround(event.at_s * 1e9)));
+    if (event.kind == EventKind::kCutLink) {
+      (void)SetLinkDown(event.target, at);
+      continue;
+    }
+    for (const LinkSpec& spec : topology.links)
+      if (spec.a == event.target || spec.b == event.target) (void)SetLinkDown(spec.name, at);
+  }
+}
+
+absl::Status World::Impl::SetLinkDown(const std::string& link, Time at) {
+  auto it = links_.find(link);
+  if (it == links_.end()) return absl::NotFoundError(absl::StrCat("no link '", link, "'"));
+  it->second.down_at = std::min(it->second.down_at, at);
+  return absl::OkStatus();
 }
 
 void World::Impl::Reply(const std::string& node, pv::WorldToNode message, Time at) {
@@ -211,6 +234,12 @@ void World::Impl::Handle(const std::string& node, const pv::NodeToWorld& request
       break;
     case pv::NodeToWorld::kBye:
       OnBye(index);
+      break;
+    case pv::NodeToWorld::kInit:
+      refusal = OnInit(index, request.init(), now);
+      break;
+    case pv::NodeToWorld::kProbe:
+      OnProbe(index, request.probe(), now);  // never answered (PHYS-T6)
       break;
     default:
       refusal = Refuse(pv::ERROR_CODE_MALFORMED, "unknown request");
@@ -347,7 +376,7 @@ void World::Impl::RunBatch(LinkState& link, const pv::Generate& a, const pv::Gen
                            Time now) {
   const pv::Generate* g[2] = {&a, &b};
   const Time start = std::max(now, link.free_at);  // PHYS-B4
-  const BatchPlan plan = PlanBatch(link.spec, a, b, start, link.rng);
+  const BatchPlan plan = PlanBatch(link.spec, a, b, start, link.rng, link.down_at);
   bool keep[2];
   for (int i = 0; i < 2; ++i) {
     keep[i] = g[i]->measure_basis() == pv::BASIS_UNSPECIFIED && g[i]->has_slot();
@@ -526,6 +555,66 @@ std::optional<Refusal> World::Impl::OnBellMeasure(uint32_t index, const pv::Bell
   return std::nullopt;
 }
 
+std::optional<Refusal> World::Impl::OnInit(uint32_t index, const pv::Init& init, Time now) {
+  const NodeState& n = nodes_[index];
+  const uint32_t slot = init.slot();
+  if (slot >= n.hardware.memories) {  // PHYS-E4
+    return Refuse(pv::ERROR_CODE_BAD_SLOT,
+                  absl::StrCat("slot ", slot, " >= memories ", n.hardware.memories), slot);
+  }
+  if (now < n.reserved_until[slot] || registry_->Holds(QubitId{index, slot})) {  // PHYS-E6
+    return Refuse(pv::ERROR_CODE_SLOT_BUSY,
+                  absl::StrCat("slot ", slot, " is not free for a new qubit"), slot);
+  }
+  // PHYS-M9: |0><0|, up to date now.
+  (void)registry_->AddQubit(QubitId{index, slot}, physics::BasisState(physics::Basis::kZ, 0), now);
+  return std::nullopt;
+}
+
+void World::Impl::OnProbe(uint32_t index, const pv::Probe& probe, Time now) {
+  const NodeState& n = nodes_[index];
+  rv::TraceRecord record;
+  record.set_time_ns(now.nanos());
+  record.set_node("qworld");
+  rv::PairTruth* truth = record.mutable_pair_truth();
+  truth->set_label(probe.label());
+  truth->set_node(n.name);
+  truth->set_slot(probe.slot());
+  truth->set_bell_state(probe.bell_state());
+  truth->set_true_fidelity(-1);
+  const QubitId q{index, probe.slot()};
+  const std::vector<QubitId> group = registry_->GroupOf(q);
+  std::optional<QubitId> partner;
+  if (group.size() == 2) {
+    partner = group[0] == q ? group[1] : group[0];
+    truth->set_partner_node(nodes_[partner->node].name);
+    truth->set_partner_slot(partner->slot);
+  }
+  if (probe.slot() >= n.hardware.memories) {
+    truth->set_detail(absl::StrCat("slot ", probe.slot(), " >= memories ", n.hardware.memories));
+  } else if (now < n.reserved_until[probe.slot()]) {
+    truth->set_detail(
+        absl::StrCat("slot ", probe.slot(), " belongs to a generation batch not yet heralded"));
+  } else if (group.empty()) {
+    truth->set_detail(absl::StrCat("slot ", probe.slot(), " holds no qubit"));
+  } else if (!partner) {
+    truth->set_detail(absl::StrCat("the qubit's group has ", group.size(), " qubits, not 2"));
+  } else if (probe.bell_state() < pv::BELL_STATE_PHI_PLUS ||
+             probe.bell_state() > pv::BELL_STATE_PSI_MINUS) {
+    truth->set_detail(absl::StrCat("bell_state ", probe.bell_state(), " is not a Bell state"));
+  } else {
+    // Bell projectors are symmetric under exchanging the two qubits, so the
+    // order (prober, partner) gives the same value as the link's order.
+    absl::StatusOr<double> f = registry_->BellFidelity(q, *partner, probe.bell_state() - 1, now);
+    if (f.ok()) {
+      truth->set_true_fidelity(*f);
+    } else {
+      truth->set_detail(std::string(f.status().message()));
+    }
+  }
+  output_->Record(std::move(record));
+}
+
 void World::Impl::OnBye(uint32_t index) {
   for (auto& [name, link] : links_) {
     for (int side = 0; side < 2; ++side) {
@@ -548,6 +637,9 @@ World::~World() = default;
 
 void World::Handle(const std::string& node, const pv::NodeToWorld& request, Time now) {
   impl_->Handle(node, request, now);
+}
+absl::Status World::SetLinkDown(const std::string& link, Time at) {
+  return impl_->SetLinkDown(link, at);
 }
 uint64_t World::operations() const { return impl_->operations; }
 uint64_t World::errors() const { return impl_->errors; }

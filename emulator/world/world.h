@@ -8,13 +8,15 @@
 // Implements specs/physical.md: the session (PHYS-S1..S3, PHYS-S5), heralded
 // generation (PHYS-B*), operations on memory qubits (PHYS-M*, via
 // emulator/physics), truth and batch records (PHYS-T*, PHYS-B16) and errors
-// (PHYS-2, PHYS-E*). Randomness: `rng` forked per link and per node (section 9).
+// (PHYS-2, PHYS-E*), Init (PHYS-M9), Probe (PHYS-T4) and link cuts (PHYS-L*).
+// Randomness: `rng` forked per link and per node (section 9).
 #ifndef QNET_EMULATOR_WORLD_WORLD_H_
 #define QNET_EMULATOR_WORLD_WORLD_H_
 
 #include <memory>
 #include <string>
 
+#include "absl/status/status.h"
 #include "qnet/physical/v1/physical.pb.h"
 #include "qnet/results/v1/results.pb.h"
 #include "stack/random.h"
@@ -36,6 +38,9 @@ class World {
     virtual void Record(results::v1::TraceRecord record) = 0;
   };
 
+  // The topology's failure events are applied at once (PHYS-L3): each
+  // <event cut-link> and each link of an <event fail-node> is down from the
+  // event's time, so batches planned before that time already honour it.
   World(const Topology& topology, Rng rng, Output* output);
   ~World();
   World(const World&) = delete;
@@ -45,6 +50,14 @@ class World {
   // Invalid requests are answered with an Error message and counted; they
   // never change any quantum state (PHYS-E*).
   void Handle(const std::string& node, const physical::v1::NodeToWorld& request, Time now);
+
+  // Link `link` is cut from emulated time `at` on (PHYS-L1, PHYS-L2): no
+  // attempt starting at or after `at` succeeds; batches still end as the
+  // generation contract says (DEADLINE at their deadline, IDLE and
+  // QUEUE_MISMATCH as usual, never without a deadline). A batch planned before
+  // this call keeps its outcome. Calling it again keeps the earlier time.
+  // NotFound for a link the topology does not have.
+  absl::Status SetLinkDown(const std::string& link, Time at);
 
   // Statistics for benchmarks and tests: requests handled (every Handle
   // call, refused or not) and requests refused with an Error.

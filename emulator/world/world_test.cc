@@ -403,5 +403,298 @@ TEST_F(WorldTest, ByeFreesTheNodesQubits) {
   EXPECT_EQ(out_.To("b", pv::WorldToNode::kMeasureResult, mark).size(), 1u);
 }
 
+// PHYS-M9: Init puts |0> in an empty slot without a reply; gates and Measure
+// then act on it: Z reads 0, X after H reads 0, Z after X reads 1, and after
+// RY(theta) Z reads 1 with probability sin^2(theta/2). Init on a live qubit,
+// a reserved slot or a slot beyond memories is refused (PHYS-E4, PHYS-E6).
+TEST_F(WorldTest, InitGivesZeroAndGatesThenMeasureFollowBorn) {
+  Init(WernerLink(1e-9));
+  Time now = Time::FromNanos(1000);
+  const size_t mark = out_.deliveries.size();
+  Send("a", testing::Init(0), now);
+  EXPECT_EQ(out_.deliveries.size(), mark);  // no reply
+  Send("a", testing::Init(0), now);
+  Send("a", testing::Init(4), now);
+  GenerateArgs g;
+  g.slot = 1;
+  Send("a", testing::Generate(g), now);  // slot 1 reserved, waiting for b
+  Send("a", testing::Init(1), now);
+  EXPECT_EQ(Errors("a", mark),
+            (std::vector<pv::ErrorCode>{pv::ERROR_CODE_SLOT_BUSY, pv::ERROR_CODE_BAD_SLOT,
+                                        pv::ERROR_CODE_SLOT_BUSY}));
+  EXPECT_EQ(out_.To("a", pv::WorldToNode::kError, mark)[1].message.error().slot(), 4u);
+  Send("a", testing::Free(0), now);
+
+  constexpr int kTrials = 4000;
+  constexpr double kTheta = 1.0;
+  int ones[4] = {0, 0, 0, 0};  // Z, H then X, X then Z, RY then Z
+  uint64_t id = 0;
+  for (int i = 0; i < kTrials; ++i) {
+    now = now + absl::Microseconds(1);
+    for (int kind = 0; kind < 4; ++kind) {
+      Send("b", testing::Init(2), now);
+      pv::Basis basis = pv::BASIS_Z;
+      if (kind == 1) {
+        Send("b", testing::Gate(pv::GATE_KIND_H, 2), now);
+        basis = pv::BASIS_X;
+      } else if (kind == 2) {
+        Send("b", testing::Gate(pv::GATE_KIND_X, 2), now);
+      } else if (kind == 3) {
+        Send("b", testing::Gate(pv::GATE_KIND_RY, 2, std::nullopt, kTheta), now);
+      }
+      Send("b", testing::Measure(++id, 2, basis), now);
+      ASSERT_EQ(out_.deliveries.back().node, "b");
+      ones[kind] += out_.deliveries.back().message.measure_result().result();
+    }
+  }
+  EXPECT_EQ(ones[0], 0);
+  EXPECT_EQ(ones[1], 0);
+  EXPECT_EQ(ones[2], kTrials);
+  const double p = std::pow(std::sin(kTheta / 2), 2);
+  const double sigma = std::sqrt(p * (1 - p) / kTrials);
+  EXPECT_NEAR(static_cast<double>(ones[3]) / kTrials, p, 4 * sigma);
+  EXPECT_EQ(out_.To("b", pv::WorldToNode::kError).size(), 0u);
+  EXPECT_EQ(out_.To("b", pv::WorldToNode::kMeasureResult).size(), 4u * kTrials);
+  EXPECT_EQ(world_->errors(), 3u);
+}
+
+// Runs one batch on `link` between `x` (side a, slot sx) and `y` (side b,
+// slot sy) at `now`; returns side a's herald.
+Delivery RunBatch(World& world, RecordingOutput& out, const std::string& link, const std::string& x,
+                  uint32_t sx, const std::string& y, uint32_t sy, uint64_t batch, Time now) {
+  GenerateArgs g;
+  g.link = link;
+  g.batch = batch;
+  g.slot = sx;
+  world.Handle(x, testing::Generate(g), now);
+  g.slot = sy;
+  world.Handle(y, testing::Generate(g), now);
+  return out.To(x, pv::WorldToNode::kHerald).back();
+}
+
+Time TimeOf(uint64_t ns) { return Time::FromNanos(static_cast<int64_t>(ns)); }
+
+// PHYS-T4, PHYS-T3: after a swap of two Werner pairs, a Probe of the end
+// pair with the tracked Bell state (bell(ab) xor bell(bc) xor outcome)
+// records true_fidelity = (1 + 3 w1 w2)/4 exactly, with both partners named,
+// and no message reaches any node. With depolarising memories (T) the same
+// probe a time later records (1 + 3 w1 w2 l)/4, l = exp(-(total storage)/T).
+TEST_F(WorldTest, ProbeOfASwappedWernerPairRecordsTheProductFidelity) {
+  constexpr double kF1 = 0.9, kF2 = 0.8, kT = 0.01;
+  const double w1 = (4 * kF1 - 1) / 3, w2 = (4 * kF2 - 1) / 3;
+  for (double depolar_s : {kInfiniteSeconds, kT}) {
+    Topology topology = testing::TwoNodes(WernerLink(0.3, kF1), 4, /*three=*/true);
+    topology.links[1].fidelity = kF2;
+    topology.hardware[0].depolar_s = depolar_s;
+    RecordingOutput out;
+    World world(topology, Rng(7), &out);
+    for (const char* n : {"a", "b", "c"}) world.Handle(n, testing::Hello(n), Time::Zero());
+    const absl::Duration cycle = AttemptCycle(topology.links[0]);
+    Time now = Time::Zero();
+    for (uint64_t round = 1; round <= 50; ++round) {
+      const Delivery ab = RunBatch(world, out, "ab", "a", 0, "b", 0, round, now);
+      const Delivery bc = RunBatch(world, out, "bc", "b", 1, "c", 0, round, now);
+      ASSERT_EQ(ab.message.herald().outcome(), pv::OUTCOME_SUCCESS);
+      ASSERT_EQ(bc.message.herald().outcome(), pv::OUTCOME_SUCCESS);
+      const Time t_ab = TimeOf(ab.message.herald().time_ns()) - cycle;  // pair times t_N
+      const Time t_bc = TimeOf(bc.message.herald().time_ns()) - cycle;
+      const Time swap =
+          std::max(TimeOf(ab.message.herald().time_ns()), TimeOf(bc.message.herald().time_ns()));
+      world.Handle("b", testing::BellMeasure(round, 0, 1), swap);
+      const int m = out.To("b", pv::WorldToNode::kBellMeasureResult)
+                        .back()
+                        .message.bell_measure_result()
+                        .bell_state() -
+                    1;
+      const int bell =
+          (ab.message.herald().bell_state() - 1) ^ (bc.message.herald().bell_state() - 1) ^ m;
+      const Time probe = swap + absl::Milliseconds(2);
+      const size_t deliveries = out.deliveries.size();
+      const std::string label = absl::StrCat("a/1/", round);
+      world.Handle("a", testing::Probe(0, static_cast<pv::BellState>(bell + 1), label), probe);
+      EXPECT_EQ(out.deliveries.size(), deliveries);  // PHYS-T3: never answered
+      const rv::TraceRecord r = out.Records(rv::TraceRecord::kPairTruth).back();
+      EXPECT_EQ(r.time_ns(), static_cast<uint64_t>(probe.nanos()));
+      EXPECT_EQ(r.node(), "qworld");
+      const rv::PairTruth& t = r.pair_truth();
+      EXPECT_EQ(t.label(), label);
+      EXPECT_EQ(t.node(), "a");
+      EXPECT_EQ(t.slot(), 0u);
+      EXPECT_EQ(t.partner_node(), "c");
+      EXPECT_EQ(t.partner_slot(), 0u);
+      EXPECT_EQ(t.bell_state(), bell + 1);
+      double w = w1 * w2;
+      if (!std::isinf(depolar_s)) {
+        const double stored =
+            absl::ToDoubleSeconds((probe - t_ab) + (swap - t_ab) + (swap - t_bc) + (probe - t_bc));
+        w *= std::exp(-stored / depolar_s);
+      }
+      EXPECT_NEAR(t.true_fidelity(), (1 + 3 * w) / 4, 1e-9) << "round " << round;
+      // A probe naming another Bell state sees the rest: (1 - w)/4.
+      world.Handle("c", testing::Probe(0, static_cast<pv::BellState>((bell ^ 1) + 1), "x"), probe);
+      EXPECT_NEAR(out.Records(rv::TraceRecord::kPairTruth).back().pair_truth().true_fidelity(),
+                  (1 - w) / 4, 1e-9);
+      world.Handle("a", testing::Free(0), probe);
+      world.Handle("c", testing::Free(0), probe);
+      now = probe;
+    }
+    EXPECT_EQ(world.errors(), 0u);
+  }
+}
+
+// PHYS-T4: a Probe that cannot be answered with a pair's fidelity (slot beyond
+// memories, empty slot, a lone qubit, a slot in an unheralded batch, no Bell
+// state) is still recorded, with true_fidelity -1 and a detail, and never
+// answered.
+TEST_F(WorldTest, ProbeWithoutAPairRecordsMinusOneAndIsNeverAnswered) {
+  Init(WernerLink(1e-9, 1.0));
+  const Time now = Time::FromNanos(5000);
+  Send("a", testing::Init(1), now);
+  GenerateArgs g;
+  g.slot = 2;
+  Send("a", testing::Generate(g), now);
+  Send("b", testing::Generate(g), now);  // p ~ 0: the batch runs for ages
+  const size_t mark = out_.deliveries.size();
+  Send("a", testing::Probe(9, pv::BELL_STATE_PHI_PLUS, "bad-slot"), now);
+  Send("a", testing::Probe(0, pv::BELL_STATE_PHI_PLUS, "empty"), now);
+  Send("a", testing::Probe(1, pv::BELL_STATE_PHI_PLUS, "lone"), now);
+  Send("a", testing::Probe(2, pv::BELL_STATE_PHI_PLUS, "reserved"), now);
+  Send("b", testing::Init(0), now);
+  Send("b", testing::Init(1), now);
+  Send("b", testing::Gate(pv::GATE_KIND_CNOT, 0, 1), now);
+  Send("b", testing::Probe(0, pv::BELL_STATE_UNSPECIFIED, "no-bell"), now);
+  EXPECT_EQ(out_.deliveries.size(), mark);
+  const auto records = out_.Records(rv::TraceRecord::kPairTruth);
+  ASSERT_EQ(records.size(), 5u);
+  const char* labels[] = {"bad-slot", "empty", "lone", "reserved", "no-bell"};
+  for (size_t i = 0; i < records.size(); ++i) {
+    EXPECT_EQ(records[i].pair_truth().label(), labels[i]);
+    EXPECT_EQ(records[i].pair_truth().true_fidelity(), -1) << labels[i];
+    EXPECT_FALSE(records[i].pair_truth().detail().empty()) << labels[i];
+  }
+  EXPECT_EQ(records[4].pair_truth().partner_node(), "b");
+  EXPECT_EQ(records[4].pair_truth().partner_slot(), 1u);
+  EXPECT_EQ(world_->errors(), 0u);
+}
+
+// PHYS-L1, PHYS-L2: after SetLinkDown no batch of that link succeeds: a
+// batch with a deadline ends DEADLINE with every allowed attempt made, at
+// S + allowed x cycle; one without a deadline never heralds. The other link's
+// heralds are exactly those of a world without the cut (section 9).
+TEST_F(WorldTest, CutLinkNeverSucceedsAndLeavesOtherLinksAlone) {
+  const LinkSpec link = WernerLink(0.5, 0.9);
+  const Topology topology = testing::TwoNodes(link, 4, /*three=*/true);
+  RecordingOutput cut_out, whole_out;
+  World cut(topology, Rng(3), &cut_out), whole(topology, Rng(3), &whole_out);
+  for (World* w : {&cut, &whole})
+    for (const char* n : {"a", "b", "c"}) w->Handle(n, testing::Hello(n), Time::Zero());
+  const Time down = Time::FromNanos(1'000'000);
+  EXPECT_TRUE(cut.SetLinkDown("ab", down).ok());
+  EXPECT_EQ(cut.SetLinkDown("zz", down).code(), absl::StatusCode::kNotFound);
+  const absl::Duration cycle = AttemptCycle(link);
+  Time now = Time::Zero();
+  int before = 0, after = 0;
+  for (uint64_t batch = 1; batch <= 400; ++batch) {
+    GenerateArgs g;
+    g.batch = batch;
+    g.deadline_ns = static_cast<uint64_t>((now + cycle * 20).nanos());
+    for (World* w : {&cut, &whole}) {
+      w->Handle("a", testing::Generate(g), now);
+      w->Handle("b", testing::Generate(g), now);
+    }
+    const pv::Herald h = cut_out.To("a", pv::WorldToNode::kHerald).back().message.herald();
+    ASSERT_EQ(h.batch(), batch);
+    const Time end = TimeOf(h.time_ns());
+    if (h.outcome() == pv::OUTCOME_SUCCESS) {
+      EXPECT_LT(end - cycle, down);  // t_N before the cut
+      ++before;
+    } else {
+      EXPECT_EQ(h.outcome(), pv::OUTCOME_DEADLINE);
+      EXPECT_EQ(h.attempts(), 20u);
+      EXPECT_EQ(end, now + cycle * 20);
+      if (now >= down) ++after;
+    }
+    for (auto [w, o] : {std::pair{&cut, &cut_out}, std::pair{&whole, &whole_out}}) {
+      const pv::Herald mine = o->To("a", pv::WorldToNode::kHerald).back().message.herald();
+      if (!mine.has_slot()) continue;
+      const Time at = TimeOf(mine.time_ns());
+      w->Handle("a", testing::Free(0), at);
+      w->Handle("b", testing::Free(0), at);
+    }
+    // Link bc runs in both worlds with the same requests.
+    g.link = "bc";
+    g.deadline_ns = 0;
+    for (World* w : {&cut, &whole}) {
+      g.slot = 1;
+      w->Handle("b", testing::Generate(g), now);
+      g.slot = 0;
+      w->Handle("c", testing::Generate(g), now);
+      w->Handle("c", testing::Free(0), now + absl::Seconds(1));
+      w->Handle("b", testing::Free(1), now + absl::Seconds(1));
+    }
+    now = std::max(end, now + absl::Seconds(1));
+  }
+  EXPECT_GT(before, 0);
+  EXPECT_GT(after, 300);
+  auto bc_heralds = [](const RecordingOutput& o) {
+    std::vector<std::string> out;
+    for (const Delivery& d : o.To("c", pv::WorldToNode::kHerald))
+      out.push_back(d.message.ShortDebugString());
+    return out;
+  };
+  EXPECT_EQ(bc_heralds(cut_out), bc_heralds(whole_out));
+  EXPECT_EQ(bc_heralds(cut_out).size(), 400u);
+  // Without a deadline a batch on the cut link never heralds (PHYS-B13).
+  const size_t heralds = cut_out.To("a", pv::WorldToNode::kHerald).size();
+  GenerateArgs g;
+  g.batch = 401;
+  cut.Handle("a", testing::Generate(g), now);
+  cut.Handle("b", testing::Generate(g), now);
+  EXPECT_EQ(cut_out.To("a", pv::WorldToNode::kHerald).size(), heralds);
+  EXPECT_EQ(cut.errors(), 0u);
+  EXPECT_EQ(whole.errors(), 0u);
+}
+
+// PHYS-L3: the topology's <event cut-link> and <event fail-node> take effect
+// at their time without any call: a fail-node event cuts every link of the
+// node; with p = 1 every batch before the event succeeds and none after.
+TEST_F(WorldTest, TopologyEventsCutLinksAtTheirTime) {
+  for (EventKind kind : {EventKind::kCutLink, EventKind::kFailNode}) {
+    Topology topology = testing::TwoNodes(WernerLink(1.0, 0.9), 4, /*three=*/true);
+    topology.events.push_back(EventSpec{0.01, kind, kind == EventKind::kCutLink ? "bc" : "c", 0});
+    RecordingOutput out;
+    World world(topology, Rng(5), &out);
+    for (const char* n : {"a", "b", "c"}) world.Handle(n, testing::Hello(n), Time::Zero());
+    const absl::Duration cycle = AttemptCycle(topology.links[0]);
+    for (uint64_t batch = 1; batch <= 200; ++batch) {
+      const Time now = Time::Zero() + absl::Microseconds(100) * static_cast<int64_t>(batch);
+      GenerateArgs g;
+      g.batch = batch;
+      g.deadline_ns = static_cast<uint64_t>((now + cycle * 3).nanos());
+      const Delivery ab = RunBatch(world, out, "ab", "a", 0, "b", 0, batch, now);
+      g.link = "bc";
+      const Delivery bc = [&] {
+        g.slot = 1;
+        world.Handle("b", testing::Generate(g), now);
+        g.slot = 0;
+        world.Handle("c", testing::Generate(g), now);
+        return out.To("b", pv::WorldToNode::kHerald).back();
+      }();
+      EXPECT_EQ(ab.message.herald().outcome(), pv::OUTCOME_SUCCESS);
+      const bool cut = now >= Time::FromNanos(10'000'000);
+      EXPECT_EQ(bc.message.herald().outcome(), cut ? pv::OUTCOME_DEADLINE : pv::OUTCOME_SUCCESS)
+          << "batch " << batch;
+      const Time later = now + absl::Microseconds(50);
+      world.Handle("a", testing::Free(0), later);
+      world.Handle("b", testing::Free(0), later);
+      if (!cut) {
+        world.Handle("b", testing::Free(1), later);
+        world.Handle("c", testing::Free(0), later);
+      }
+    }
+    EXPECT_EQ(world.errors(), 0u);
+  }
+}
+
 }  // namespace
 }  // namespace qnet::world

@@ -121,6 +121,23 @@ inline physical::v1::NodeToWorld BellMeasure(uint64_t id, uint32_t a, uint32_t b
   return m;
 }
 
+inline physical::v1::NodeToWorld Init(uint32_t slot) {
+  physical::v1::NodeToWorld m;
+  m.set_version(1);
+  m.mutable_init()->set_slot(slot);
+  return m;
+}
+
+inline physical::v1::NodeToWorld Probe(uint32_t slot, physical::v1::BellState bell,
+                                       const std::string& label) {
+  physical::v1::NodeToWorld m;
+  m.set_version(1);
+  m.mutable_probe()->set_slot(slot);
+  m.mutable_probe()->set_bell_state(bell);
+  m.mutable_probe()->set_label(label);
+  return m;
+}
+
 inline physical::v1::NodeToWorld Bye() {
   physical::v1::NodeToWorld m;
   m.set_version(1);
