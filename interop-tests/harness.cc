@@ -178,6 +178,7 @@ void Channel::ReadLoop() {
 
 bool Channel::SendBytes(const std::string& bytes) {
   if (fd_ < 0) return false;
+  std::lock_guard<std::mutex> lock(send_mu_);
   size_t off = 0;
   while (off < bytes.size()) {
     const ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
@@ -214,6 +215,7 @@ Harness::Harness(HarnessOptions options) : options_(std::move(options)) {
 }
 
 Harness::~Harness() {
+  for (int i = 0; i < 2; ++i) StopHellos(i);
   if (pid_ > 0 && exit_status_ < 0) {
     kill(pid_, SIGKILL);
     waitpid(pid_, nullptr, 0);
@@ -233,7 +235,8 @@ std::string Harness::Start() {
   const std::string topo = dir_ + "/topology.xml";
   {
     std::ofstream out(topo);
-    out << "<network name=\"interop\" seed=\"1\" duration-s=\"" << options_.duration_s << "\">\n"
+    out << "<network name=\"interop\" seed=\"1\" duration-s=\"" << options_.duration_s << "\" "
+        << options_.network_attributes << ">\n"
         << "  <hardware name=\"hw\" memories=\"" << options_.memories << "\"/>\n"
         << "  <node name=\"iut\" hardware=\"hw\"/>\n  <node name=\"peer\" hardware=\"hw\"/>\n"
         << "  <link name=\"L\" a=\"" << a << "\" b=\"" << b << "\" " << options_.link_attributes
@@ -245,7 +248,7 @@ std::string Harness::Start() {
                                                 : options_.link2_attributes)
           << "/>\n";
     }
-    out << options_.requests << "\n</network>\n";
+    out << options_.extra_topology << options_.requests << "\n</network>\n";
   }
   const std::string physics_path = dir_ + "/qworld.sock";
   physics_listen_fd_ = ListenUnix(physics_path);
@@ -279,6 +282,10 @@ std::string Harness::Start() {
   if (options_.second_peer) {
     args.push_back("--peer");
     args.push_back("peer2=127.0.0.1:" + std::to_string(peer_port[1]));
+  }
+  if (options_.app_socket) {
+    args.push_back("--app_socket");
+    args.push_back(app_socket_path());
   }
   pid_ = fork();
   if (pid_ == 0) {
@@ -442,6 +449,56 @@ bool Harness::SendPeerRaw(const std::string& bytes, int peer) {
   return peer_[peer].SendBytes(bytes);
 }
 bool Harness::PeerClosed(Ms timeout, int peer) { return peer_[peer].WaitClosed(timeout); }
+
+bool Harness::SendNet(const network::v1::NetworkFrame& frame, int peer) {
+  wire::v1::Frame f;
+  f.set_version(1);
+  f.set_from_node(PeerName(peer));
+  *f.mutable_network() = frame;
+  return SendPeerFrame(f, peer);
+}
+
+std::optional<Timed<network::v1::NetworkFrame>> Harness::ExpectNet(
+    network::v1::NetworkFrame::BodyCase body, Ms timeout, int peer) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto f = NextPeer(Left(end), peer);
+    if (!f) return std::nullopt;
+    if (f->msg.has_network() && f->msg.network().body_case() == body)
+      return Timed<network::v1::NetworkFrame>{f->msg.network(), f->at_ns};
+  }
+}
+
+void Harness::StartHellos(int peer, Ms interval) {
+  StopHellos(peer);
+  auto pump = std::make_unique<HelloPump>();
+  HelloPump* p = pump.get();
+  wire::v1::Frame f;
+  f.set_version(1);
+  f.set_from_node(PeerName(peer));
+  f.mutable_network()->mutable_hello()->set_link(LinkName(peer));
+  const std::string bytes = EncodeFrame(f);
+  Channel* channel = &peer_[peer];
+  p->thread = std::thread([p, channel, bytes, interval] {
+    std::unique_lock<std::mutex> lock(p->mu);
+    while (!p->stop) {
+      channel->SendBytes(bytes);
+      p->cv.wait_for(lock, interval, [p] { return p->stop; });
+    }
+  });
+  hellos_[peer] = std::move(pump);
+}
+
+void Harness::StopHellos(int peer) {
+  if (!hellos_[peer]) return;
+  {
+    std::lock_guard<std::mutex> lock(hellos_[peer]->mu);
+    hellos_[peer]->stop = true;
+  }
+  hellos_[peer]->cv.notify_all();
+  hellos_[peer]->thread.join();
+  hellos_[peer].reset();
+}
 
 bool Harness::NodeAlive() {
   if (pid_ <= 0 || exit_status_ >= 0) return false;

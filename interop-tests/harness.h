@@ -39,6 +39,7 @@
 #include <thread>
 #include <vector>
 
+#include "qnet/network/v1/network.pb.h"
 #include "qnet/physical/v1/physical.pb.h"
 #include "qnet/results/v1/results.pb.h"
 #include "qnet/wire/v1/frame.pb.h"
@@ -88,6 +89,7 @@ class Channel {
 
   int fd_ = -1;
   std::thread reader_;
+  std::mutex send_mu_;  // senders on several threads (the hello pump of Harness::StartHellos)
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Received> frames_;
@@ -113,6 +115,13 @@ struct HarnessOptions {
   bool second_peer = false;
   std::string link2_attributes;  // default: link_attributes
   double duration_s = 30;
+  // Network-layer suites (specs/network.md): extra attributes of <network>
+  // (e.g. routing-metric="hops") and extra elements (nodes and links beyond
+  // the node's neighbours, <connection>s).
+  std::string network_attributes;
+  std::string extra_topology;
+  // Pass --app_socket DIR/app.sock (specs/app-api.md); see app_socket_path().
+  bool app_socket = false;
 };
 
 class Harness {
@@ -156,6 +165,21 @@ class Harness {
   bool SendPeerFrame(const wire::v1::Frame& frame, int peer = 0);
   bool SendPeerRaw(const std::string& bytes, int peer = 0);
   bool PeerClosed(Ms timeout, int peer = 0);
+
+  // ---- Network layer (specs/network.md), as neighbour `peer`.
+  // Frame{version 1, from_node = the neighbour's name, network}.
+  bool SendNet(const network::v1::NetworkFrame& frame, int peer = 0);
+  // The next NetworkFrame with this body, skipping (but logging) other frames.
+  std::optional<Timed<network::v1::NetworkFrame>> ExpectNet(
+      network::v1::NetworkFrame::BodyCase body, Ms timeout, int peer = 0);
+  // A background thread sends NetHello{link} as `peer` every `interval` (the
+  // neighbour's keepalive) until StopHellos; the link is "L" for peer 0 and
+  // "L2" for peer 1.
+  void StartHellos(int peer, Ms interval = Ms(20));
+  void StopHellos(int peer);
+  static const char* LinkName(int peer) { return peer == 0 ? "L" : "L2"; }
+  static const char* PeerName(int peer) { return peer == 0 ? "peer" : "peer2"; }
+  std::string app_socket_path() const { return dir_ + "/app.sock"; }
   const std::vector<Timed<wire::v1::Frame>>& peer_log(int peer = 0) const {
     return peer_log_[peer];
   }
@@ -178,7 +202,6 @@ class Harness {
   std::string NodeLog() const;
 
  private:
-  static const char* PeerName(int peer) { return peer == 0 ? "peer" : "peer2"; }
   uint64_t ToEmulated(uint64_t mono_ns) const {
     return mono_ns > epoch_ns_ ? mono_ns - epoch_ns_ : 0;
   }
@@ -196,6 +219,13 @@ class Harness {
   int trace_malformed_ = 0;
   std::vector<Timed<physical::v1::NodeToWorld>> physics_log_;
   std::vector<Timed<wire::v1::Frame>> peer_log_[2];
+  struct HelloPump {
+    std::thread thread;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool stop = false;
+  };
+  std::unique_ptr<HelloPump> hellos_[2];
 };
 
 // ---- Trace queries.

@@ -1,0 +1,291 @@
+// specs/network.md section 1 (routing and datagrams, NET-R-*), checked on the
+// wire: the node under test ("iut") has two neighbours played by the harness,
+// "peer" on link L and "peer2" on link L2; the harness sends their NetHellos and
+// adverts and reads everything the node sends.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "google/protobuf/util/message_differencer.h"
+#include "gtest/gtest.h"
+#include "interop-tests/net_util.h"
+
+namespace qnet::interop {
+namespace {
+
+using google::protobuf::util::MessageDifferencer;
+using network::v1::LinkStateAdvert;
+
+HarnessOptions TwoNeighbours() {
+  HarnessOptions o;
+  o.second_peer = true;
+  return o;
+}
+
+// The node's NetHellos on one connection, in arrival order.
+std::vector<Timed<NetworkFrame>> HellosIn(const Harness& h, int peer) {
+  return NetFramesIn(h.peer_log(peer), NetworkFrame::kHello);
+}
+
+// NET-R-1 "A node MUST send a NetHello naming the link on each of its links
+// every hello interval (default 20 ms), also on links it considers down."
+// Observed over 1.5 s on both links: every NetHello names the link of its
+// connection; no more than one per interval (plus one for stamping jitter) and
+// at least one per dead interval.
+TEST(Net, NET_R_1_HelloOnEveryLinkEveryInterval) {
+  Harness h(TwoNeighbours());
+  QNET_START(h);
+  h.StartHellos(0);
+  h.StartHellos(1);
+  const uint64_t from = h.NowNs() + 100'000'000;  // past the start-up burst
+  const uint64_t to = from + 1'500'000'000;
+  Watch(h, Ms(1800));
+  for (int peer = 0; peer < 2; ++peer) {
+    int in_window = 0;
+    for (const auto& f : HellosIn(h, peer)) {
+      EXPECT_EQ(f.msg.hello().link(), Harness::LinkName(peer))
+          << "on the connection with " << Harness::PeerName(peer);
+      in_window += f.at_ns >= from && f.at_ns < to;
+    }
+    const double intervals = (to - from) / 20e6;
+    RecordProperty(std::string("hellos_in_1500ms_") + Harness::PeerName(peer), in_window);
+    EXPECT_LE(in_window, intervals + 2) << "faster than one per hello interval";
+    EXPECT_GE(in_window, intervals / 4) << "slower than one per dead interval";
+  }
+  // NET-R-1 (also on down links): stop peer2's hellos; the node keeps sending on L2.
+  h.StopHellos(1);
+  Watch(h, Ms(400));
+  const size_t before = HellosIn(h, 1).size();
+  Watch(h, Ms(400));
+  EXPECT_GT(HellosIn(h, 1).size(), before + 2) << "no NetHello on L2 after it went down";
+  QNET_STOP_AND_TRACE(h, trace);
+}
+
+// NET-R-10 "A node MUST originate its LinkStateAdvert (origin, a sequence
+// number above its previous one, its up links with their metrics, its shortest
+// memory time and its memories) at start and whenever one of its links changes
+// state, and flood it to every neighbour over an up link."
+TEST(Net, NET_R_10_OwnAdvertAtStartListsUpLinksWithMetrics) {
+  HarnessOptions o = TwoNeighbours();
+  o.memories = 3;
+  Harness h(o);
+  QNET_START(h);
+  h.StartHellos(0);
+  h.StartHellos(1);
+  for (int peer = 0; peer < 2; ++peer) {
+    auto a = ExpectAdvertOf(h, "iut", kWait, peer);
+    ASSERT_TRUE(a) << "no advert of iut on the link to " << Harness::PeerName(peer);
+    const LinkStateAdvert& adv = a->msg.advert();
+    EXPECT_GE(adv.sequence(), 1u);
+    EXPECT_EQ(adv.memories(), 3u);
+    EXPECT_EQ(adv.memory_time_s(), 0) << "hardware without decoherence: infinite (0)";
+    ASSERT_EQ(adv.links_size(), 2) << adv.DebugString();
+    for (const auto& l : adv.links()) {
+      const bool is_l = l.link() == "L";
+      EXPECT_TRUE(is_l || l.link() == "L2") << l.link();
+      EXPECT_EQ(l.neighbour(), is_l ? "peer" : "peer2");
+      // werner link: fidelity 0.9; pair time = cycle / p_success = 100 us / 0.5.
+      EXPECT_NEAR(l.fidelity(), 0.9, 1e-9);
+      EXPECT_NEAR(l.pair_time_s(), 200e-6, 200e-6 * 0.5) << "cycle / p_success";
+      RecordProperty("pair_time_s_" + l.link(), std::to_string(l.pair_time_s()));
+    }
+  }
+  QNET_STOP_AND_TRACE(h, trace);
+}
+
+// NET-R-12 "A node receiving an advert newer than the one it stores for the
+// origin MUST store it and flood it unchanged to every other neighbour over an
+// up link, not back to the sender." NET-R-13 "An advert whose sequence is not
+// above the stored one MUST NOT be stored or flooded."
+TEST(Net, NET_R_12_NewerAdvertsAreFloodedStaleOnesAreNot) {
+  Harness h(TwoNeighbours());
+  QNET_START(h);
+  h.StartHellos(0);
+  h.StartHellos(1);
+  const NetworkFrame far3 = Advert("far", 3, {{"L3", "peer2"}});
+  ASSERT_TRUE(h.SendNet(far3, 0));
+  auto got = ExpectAdvertOf(h, "far", kWait, 1);
+  ASSERT_TRUE(got) << "advert of far (sequence 3) from peer not flooded to peer2";
+  EXPECT_TRUE(MessageDifferencer::Equals(got->msg.advert(), far3.advert()))
+      << "flooded advert differs:\n"
+      << got->msg.advert().DebugString();
+  // The same sequence again, from the other side, and an older one: neither flooded.
+  ASSERT_TRUE(h.SendNet(far3, 1));
+  ASSERT_TRUE(h.SendNet(Advert("far", 2, {{"L3", "peer2"}, {"L4", "peer"}}), 0));
+  Watch(h, Ms(500));
+  // A newer one from peer2 is flooded to peer.
+  const NetworkFrame far4 = Advert("far", 4, {{"L3", "peer2"}}, 7);
+  ASSERT_TRUE(h.SendNet(far4, 1));
+  got = ExpectAdvertOf(h, "far", kWait, 0);
+  ASSERT_TRUE(got) << "advert of far (sequence 4) from peer2 not flooded to peer";
+  EXPECT_TRUE(MessageDifferencer::Equals(got->msg.advert(), far4.advert()));
+  Watch(h, Ms(300));
+  QNET_STOP_AND_TRACE(h, trace);
+  // Over the whole run: far's adverts at peer2 carry sequence 3 only; at peer, 4
+  // (and possibly 3, handed back to peer after it sent the older 2; never 2).
+  for (const auto& f : NetFramesIn(h.peer_log(1), NetworkFrame::kAdvert)) {
+    if (f.msg.advert().origin() != "far") continue;
+    EXPECT_EQ(f.msg.advert().sequence(), 3u) << "flooded back to its sender or stale flooded";
+  }
+  int fours_at_peer = 0;
+  for (const auto& f : NetFramesIn(h.peer_log(0), NetworkFrame::kAdvert)) {
+    if (f.msg.advert().origin() != "far") continue;
+    EXPECT_NE(f.msg.advert().sequence(), 2u) << "stale advert flooded";
+    fours_at_peer += f.msg.advert().sequence() == 4;
+  }
+  EXPECT_EQ(fours_at_peer, 1);
+}
+
+// NET-R-2 "A node MUST consider a link down when no NetHello arrived on it for
+// the dead interval (4 hello intervals)"; NET-R-10 (a new advert on a link
+// change); NET-R-5 "[...] and up again on the next NetHello."
+TEST(Net, NET_R_2_SilentNeighbourIsDeclaredDownAndAdvertised) {
+  Harness h(TwoNeighbours());
+  QNET_START(h);
+  h.StartHellos(0);
+  h.StartHellos(1);
+  auto first = ExpectAdvertOf(h, "iut", kWait, 0);
+  ASSERT_TRUE(first);
+  Watch(h, Ms(300));  // hellos flowing: L2 stays up
+  uint64_t seq = first->msg.advert().sequence();
+  for (const auto& f : NetFramesIn(h.peer_log(0), NetworkFrame::kAdvert)) {
+    if (f.msg.advert().origin() != "iut") continue;
+    EXPECT_TRUE(AdvertHasLink(f.msg.advert(), "L2")) << "L2 declared down while hellos flow";
+    seq = std::max(seq, f.msg.advert().sequence());
+  }
+  const uint64_t silent_from = h.NowNs();
+  h.StopHellos(1);
+  std::optional<Timed<NetworkFrame>> down;
+  while ((down = ExpectAdvertOf(h, "iut", kWait, 0))) {
+    if (!AdvertHasLink(down->msg.advert(), "L2")) break;
+  }
+  ASSERT_TRUE(down) << "no advert without L2 after peer2 fell silent";
+  EXPECT_GT(down->msg.advert().sequence(), seq);
+  EXPECT_TRUE(AdvertHasLink(down->msg.advert(), "L"));
+  // Not before the dead interval minus one hello interval (the last hello's jitter).
+  EXPECT_GE(down->at_ns, silent_from + 60'000'000) << "declared down too early";
+  RecordProperty("down_after_ms", std::to_string((down->at_ns - silent_from) / 1e6));
+  // NET-R-5: hellos again -> an advert with L2.
+  h.StartHellos(1);
+  std::optional<Timed<NetworkFrame>> up;
+  while ((up = ExpectAdvertOf(h, "iut", kWait, 0))) {
+    if (AdvertHasLink(up->msg.advert(), "L2")) break;
+  }
+  ASSERT_TRUE(up) << "L2 did not come back up on peer2's hellos";
+  EXPECT_GT(up->msg.advert().sequence(), down->msg.advert().sequence());
+  QNET_STOP_AND_TRACE(h, trace);
+}
+
+// NET-R-15 "A node MUST drop, with a traced and counted drop, an advert that
+// is malformed: empty origin, sequence 0, a non-finite or negative metric, a
+// fidelity outside [0, 1], a link without a name or neighbour, or a link that
+// contradicts the receiver's own links." Also: NetHello naming a link that
+// does not join the sender to the node (UNKNOWN_LINK), an advert from a node
+// that is not a neighbour (the connection's from_node). None is flooded.
+TEST(Net, NET_R_15_MalformedAdvertsAndHellosAreDropped) {
+  Harness h(TwoNeighbours());
+  QNET_START(h);
+  h.StartHellos(0);
+  h.StartHellos(1);
+  std::vector<std::pair<NetworkFrame, std::string>> bad;
+  bad.push_back({Advert("", 1, {{"L3", "peer2"}}), "empty origin"});
+  bad.push_back({Advert("far", 0, {{"L3", "peer2"}}), "sequence 0"});
+  NetworkFrame f = Advert("far", 1, {{"L3", "peer2"}});
+  f.mutable_advert()->mutable_links(0)->set_pair_time_s(std::nan(""));
+  bad.push_back({f, "pair time NaN"});
+  f = Advert("far", 2, {{"L3", "peer2"}});
+  f.mutable_advert()->mutable_links(0)->set_pair_time_s(-1);
+  bad.push_back({f, "pair time -1"});
+  f = Advert("far", 3, {{"L3", "peer2"}});
+  f.mutable_advert()->mutable_links(0)->set_fidelity(1.5);
+  bad.push_back({f, "fidelity 1.5"});
+  bad.push_back({Advert("far", 4, {{"", "peer2"}}), "link without a name"});
+  bad.push_back({Advert("far", 5, {{"L", "iut"}}), "far claims iut's link L"});
+  bad.push_back({Advert("peer", 6, {{"L2", "iut"}}), "peer claims link L2 (iut-peer2)"});
+  for (const auto& [frame, what] : bad) ASSERT_TRUE(h.SendNet(frame, 0)) << what;
+  NetworkFrame hello;
+  hello.mutable_hello()->set_link("L2");  // from peer: L2 does not join peer to iut
+  ASSERT_TRUE(h.SendNet(hello, 0));
+  hello.mutable_hello()->set_link("nope");
+  ASSERT_TRUE(h.SendNet(hello, 0));
+  Watch(h, Ms(500));
+  QNET_STOP_AND_TRACE(h, trace);
+  EXPECT_EQ(static_cast<int>(Drops(trace, results::v1::DROP_REASON_MALFORMED_FRAME).size()),
+            static_cast<int>(bad.size()))
+      << Dump(trace);
+  EXPECT_EQ(Drops(trace, results::v1::DROP_REASON_UNKNOWN_LINK).size(), 2u) << Dump(trace);
+  for (int peer = 0; peer < 2; ++peer) {
+    for (const auto& a : NetFramesIn(h.peer_log(peer), NetworkFrame::kAdvert)) {
+      EXPECT_EQ(a.msg.advert().origin(), "iut") << "flooded a malformed advert:\n"
+                                                << a.msg.advert().DebugString();
+    }
+  }
+}
+
+// Routes for the datagram tests: peer and peer2 advertise their links to iut,
+// peer2 also L3 to "far", and far advertises L3 back (two-way, NET-R-20).
+void AdvertiseChain(Harness& h) {
+  ASSERT_TRUE(h.SendNet(Advert("peer", 1, {{"L", "iut"}}), 0));
+  ASSERT_TRUE(h.SendNet(Advert("peer2", 1, {{"L2", "iut"}, {"L3", "far"}}), 1));
+  ASSERT_TRUE(h.SendNet(Advert("far", 1, {{"L3", "peer2"}}), 1));
+  Watch(h, Ms(300));
+}
+
+// NET-R-40 "A node MUST forward a NetDatagram not addressed to it to the next
+// hop of its route to the destination, with ttl one less" (and unchanged
+// source, destination and payload), also to nodes beyond its neighbours.
+TEST(Net, NET_R_40_DatagramsAreForwardedByNextHopWithTtlDecrement) {
+  Harness h(TwoNeighbours());
+  QNET_START(h);
+  h.StartHellos(0);
+  h.StartHellos(1);
+  AdvertiseChain(h);
+  ASSERT_TRUE(h.SendNet(Datagram("peer", "peer2", 5, "to the neighbour"), 0));
+  auto d = h.ExpectNet(NetworkFrame::kDatagram, kWait, 1);
+  ASSERT_TRUE(d) << "datagram peer -> peer2 not forwarded";
+  EXPECT_EQ(d->msg.datagram().source(), "peer");
+  EXPECT_EQ(d->msg.datagram().destination(), "peer2");
+  EXPECT_EQ(d->msg.datagram().ttl(), 4u);
+  EXPECT_EQ(d->msg.datagram().payload(), "to the neighbour");
+  ASSERT_TRUE(h.SendNet(Datagram("peer", "far", 64, std::string("\0\1far", 5)), 0));
+  d = h.ExpectNet(NetworkFrame::kDatagram, kWait, 1);
+  ASSERT_TRUE(d) << "datagram peer -> far not forwarded to peer2";
+  EXPECT_EQ(d->msg.datagram().destination(), "far");
+  EXPECT_EQ(d->msg.datagram().ttl(), 63u);
+  EXPECT_EQ(d->msg.datagram().payload(), std::string("\0\1far", 5));
+  // The other direction.
+  ASSERT_TRUE(h.SendNet(Datagram("far", "peer", 9, "back"), 1));
+  d = h.ExpectNet(NetworkFrame::kDatagram, kWait, 0);
+  ASSERT_TRUE(d) << "datagram far -> peer not forwarded";
+  EXPECT_EQ(d->msg.datagram().source(), "far");
+  EXPECT_EQ(d->msg.datagram().ttl(), 8u);
+  QNET_STOP_AND_TRACE(h, trace);
+}
+
+// NET-R-41 "A node MUST drop, traced, a datagram whose ttl would reach 0, and
+// one for which it has no route." A datagram that arrives with ttl 1 for
+// another node, with ttl 0, and one to an unknown node: none forwarded.
+TEST(Net, NET_R_41_DatagramsOutOfTtlOrRouteAreDropped) {
+  Harness h(TwoNeighbours());
+  QNET_START(h);
+  h.StartHellos(0);
+  h.StartHellos(1);
+  AdvertiseChain(h);
+  ASSERT_TRUE(h.SendNet(Datagram("peer", "far", 1, "ttl 1"), 0));
+  ASSERT_TRUE(h.SendNet(Datagram("peer", "far", 0, "ttl 0"), 0));
+  ASSERT_TRUE(h.SendNet(Datagram("peer", "nowhere", 64, "no route"), 0));
+  ASSERT_TRUE(h.SendNet(Datagram("peer", "far", 2, "ttl 2"), 0));  // the control: forwarded
+  auto d = h.ExpectNet(NetworkFrame::kDatagram, kWait, 1);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->msg.datagram().payload(), "ttl 2");
+  EXPECT_EQ(d->msg.datagram().ttl(), 1u);
+  Watch(h, Ms(300));
+  QNET_STOP_AND_TRACE(h, trace);
+  for (int peer = 0; peer < 2; ++peer)
+    for (const auto& f : NetFramesIn(h.peer_log(peer), NetworkFrame::kDatagram))
+      EXPECT_EQ(f.msg.datagram().payload(), "ttl 2") << "forwarded a datagram it must drop";
+  EXPECT_GE(CountDrops(trace), 3) << Dump(trace);
+}
+
+}  // namespace
+}  // namespace qnet::interop
