@@ -1,0 +1,322 @@
+// CircuitWorld: several NetworkLayers on the simulator, for the network
+// layer's sim tests (specs/network.md section 2). Each link is a FakeLink, a
+// "pair factory" implementing link::LinkService at both ends: CREATEs are
+// served first come first served, one at a time, each after a geometric
+// number of attempt cycles, with both ends' OKs at the herald time and a
+// chosen (or uniformly random) Bell state. Each node's FakeDevice is its
+// PhysicalService; FakeQuantum keeps the Pauli frame of every pair the fakes
+// made, so tests compare what the protocol tracks with the truth. Network
+// frames travel between neighbours with a fixed delay, serialized and parsed.
+#ifndef QNET_NETWORK_TESTING_CIRCUIT_WORLD_H_
+#define QNET_NETWORK_TESTING_CIRCUIT_WORLD_H_
+
+#include <compare>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "link/link.h"
+#include "link/memory_pool.h"
+#include "network/network_layer.h"
+#include "stack/physical_service.h"
+#include "stack/random.h"
+#include "stack/sim/simulator.h"
+#include "stack/trace.h"
+
+namespace qnet::network::testing {
+
+struct Qubit {
+  std::string node;
+  uint32_t slot = 0;
+  friend auto operator<=>(const Qubit&, const Qubit&) = default;
+};
+
+// Pauli frames of two-qubit pairs: a pair in frame f is (P_f x I)|PHI_PLUS>
+// with f the Pauli index of BellIndex (network/circuit.h).
+class FakeQuantum {
+ public:
+  void AddPair(const Qubit& a, const Qubit& b, int frame);
+  bool Has(const Qubit& q) const { return qubits_.contains(q); }
+  void Free(const Qubit& q);
+  // Bell measurement of a and b with outcome index m: their partners form a
+  // pair in frame f_a ^ f_b ^ m. False if a or b holds no paired qubit.
+  bool BellMeasure(const Qubit& a, const Qubit& b, int outcome);
+  void Pauli(const Qubit& q, int index);
+  struct Partner {
+    Qubit qubit;
+    int frame = 0;
+  };
+  std::optional<Partner> PartnerOf(const Qubit& q) const;
+  size_t size() const { return qubits_.size(); }
+
+ private:
+  struct Entry {
+    std::optional<Qubit> partner;
+    int frame = 0;
+  };
+  std::map<Qubit, Entry> qubits_;
+};
+
+class FakeDevice : public PhysicalService {
+ public:
+  struct ProbeRecord {
+    std::string label;
+    int believed = -1;  // Bell index the protocol tracked
+    int truth = -1;     // Bell index of the pair then; -1: no pair
+    std::optional<Qubit> partner;
+  };
+  FakeDevice(std::string node, sim::Simulator* sim, FakeQuantum* quantum, Rng rng)
+      : node_(std::move(node)), sim_(sim), quantum_(quantum), rng_(std::move(rng)) {}
+  void set_bsm_sink(std::function<void(const physical::v1::BellMeasureResult&)> sink) {
+    bsm_sink_ = std::move(sink);
+  }
+  void set_bsm_delay(absl::Duration d) { bsm_delay_ = d; }
+
+  void Generate(const physical::v1::Generate&) override { ++violations_; }
+  void Free(const physical::v1::Free& request) override;
+  void Measure(const physical::v1::Measure&) override { ++violations_; }
+  void ApplyGate(const physical::v1::Gate& request) override;
+  void BellMeasure(const physical::v1::BellMeasure& request) override;
+  void Init(const physical::v1::Init&) override { ++violations_; }
+  void Probe(const physical::v1::Probe& request) override;
+
+  const std::vector<ProbeRecord>& probes() const { return probes_; }
+  uint64_t violations() const { return violations_; }
+  uint64_t bell_measurements() const { return bell_measurements_; }
+
+ private:
+  std::string node_;
+  sim::Simulator* sim_;
+  FakeQuantum* quantum_;
+  Rng rng_;
+  std::function<void(const physical::v1::BellMeasureResult&)> bsm_sink_;
+  absl::Duration bsm_delay_ = absl::ZeroDuration();
+  std::vector<ProbeRecord> probes_;
+  uint64_t violations_ = 0;
+  uint64_t bell_measurements_ = 0;
+};
+
+class FakeLink {
+ public:
+  struct Config {
+    std::string name, a, b;
+    double p = 0.1;                                 // success probability per attempt
+    absl::Duration cycle = absl::Microseconds(10);  // attempt cycle
+    double fidelity = 1.0;                          // advertised and estimated
+    int bell = -1;                                  // Bell index of every pair; -1: uniform
+  };
+  struct HeraldRecord {
+    link::v1::PairId id;
+    Time at;
+    uint32_t purpose_id = 0;
+  };
+  FakeLink(sim::Simulator* sim, FakeQuantum* quantum, Config config, Rng rng);
+  FakeLink(const FakeLink&) = delete;
+  FakeLink& operator=(const FakeLink&) = delete;
+
+  const Config& config() const { return config_; }
+  link::LinkService* end(int side) { return &ends_[side]; }
+  void Connect(int side, link::MemoryPool* pool, std::function<void(const link::v1::Ok&)> ok,
+               std::function<void(const link::v1::Err&)> err);
+  // Fault injection: the next `count` CREATEs are refused at once with
+  // `code`, or end with an ERR `code` at both ends after acceptance.
+  void RefuseNextCreates(link::v1::ErrorCode code, int count) {
+    refuse_code_ = code;
+    refuse_count_ = count;
+  }
+  void FailNextCreates(link::v1::ErrorCode code, int count) {
+    fail_code_ = code;
+    fail_count_ = count;
+  }
+  // The next `count` pairs are reported EXPIRED at both ends right after their OKs.
+  void ExpireNextPairs(int count) { expire_count_ = count; }
+  // Cut: queued CREATEs are dropped, nothing is heralded any more.
+  void Cut();
+  bool cut() const { return cut_; }
+
+  const std::vector<HeraldRecord>& heralds() const { return heralds_; }
+  uint64_t violations() const { return violations_; }
+
+ private:
+  struct End : public link::LinkService {
+    FakeLink* link = nullptr;
+    int side = 0;
+    link::MemoryPool* pool = nullptr;
+    std::function<void(const link::v1::Ok&)> ok;
+    std::function<void(const link::v1::Err&)> err;
+    std::set<uint32_t> held;
+    uint64_t next_create_id = 1;
+    uint64_t next_sequence = 1;
+    absl::StatusOr<uint64_t> Create(const link::v1::Create& create) override;
+    void Release(uint32_t slot) override;
+  };
+  struct Request {
+    int side = 0;
+    uint64_t create_id = 0;
+    link::v1::Create create;
+  };
+  const std::string& NodeOf(int side) const { return side == 0 ? config_.a : config_.b; }
+  void Serve();
+  void Herald(uint32_t slot_a, uint32_t slot_b);
+  void SendErr(int side, const Request& r, link::v1::ErrorCode code, uint64_t from, uint64_t to);
+
+  sim::Simulator* sim_;
+  FakeQuantum* quantum_;
+  Config config_;
+  Rng rng_;
+  End ends_[2];
+  std::deque<Request> queue_;
+  bool busy_ = false;
+  std::optional<std::pair<uint32_t, uint32_t>> running_;  // slots of the request being served
+  bool cut_ = false;
+  uint64_t epoch_ = 0;  // bumped by Cut() so scheduled heralds lapse
+  link::v1::ErrorCode refuse_code_ = link::v1::ERROR_CODE_UNSPECIFIED;
+  int refuse_count_ = 0;
+  link::v1::ErrorCode fail_code_ = link::v1::ERROR_CODE_UNSPECIFIED;
+  int fail_count_ = 0;
+  int expire_count_ = 0;
+  std::vector<HeraldRecord> heralds_;
+  uint64_t violations_ = 0;
+};
+
+// Records everything the network layer tells its upper layer. With
+// auto_release, a delivered pair's slot goes back to the pool at once (after
+// the partner and frame of the qubit are noted).
+class RecordingNetListener : public NetworkListener {
+ public:
+  struct Delivered {
+    EndPair pair;
+    std::optional<FakeQuantum::Partner> partner;  // at delivery
+  };
+  absl::Status OnIncomingCircuit(const CircuitInfo& info) override {
+    incoming.push_back(info);
+    return accept;
+  }
+  void OnCircuitUp(const CircuitInfo& info) override { ups.push_back(info); }
+  void OnCircuitDown(const CircuitKey& key, v1::CircuitError code,
+                     const std::string& detail) override {
+    downs.push_back({key, code, detail});
+    if (on_down) on_down(key, code);
+  }
+  void OnPair(const EndPair& pair) override;
+  void OnPairExpired(const CircuitKey& key, uint64_t seq, const std::string& detail) override {
+    expired.push_back({key, seq, detail});
+  }
+  void OnDatagram(const std::string& source, const std::string& payload) override {
+    datagrams.push_back({source, payload});
+  }
+  // Seqs delivered on one circuit, in delivery order.
+  std::vector<uint64_t> Seqs(const CircuitKey& key) const;
+
+  struct Down {
+    CircuitKey key;
+    v1::CircuitError code;
+    std::string detail;
+  };
+  struct Expired {
+    CircuitKey key;
+    uint64_t seq;
+    std::string detail;
+  };
+  absl::Status accept = absl::OkStatus();
+  bool auto_release = true;
+  std::string node;
+  link::MemoryPool* pool = nullptr;
+  FakeQuantum* quantum = nullptr;
+  std::function<void(const EndPair&)> on_pair;
+  std::function<void(const CircuitKey&, v1::CircuitError)> on_down;
+  std::vector<CircuitInfo> incoming, ups;
+  std::vector<Down> downs;
+  std::vector<Delivered> pairs;
+  std::vector<Expired> expired;
+  std::vector<std::pair<std::string, std::string>> datagrams;
+};
+
+class CollectingTracer : public Tracer {
+ public:
+  CollectingTracer(const Clock* clock, std::string node) : clock_(clock), node_(std::move(node)) {}
+  void Record(results::v1::TraceRecord record) override;
+  uint64_t drops() const { return drops_; }
+  std::vector<results::v1::TraceRecord> records;
+
+ private:
+  const Clock* clock_;
+  std::string node_;
+  uint64_t drops_ = 0;
+};
+
+class CircuitWorld {
+ public:
+  struct NodeConfig {
+    std::string name;
+    uint32_t memories = 4;
+    double memory_time_s = 0.0;  // advertised; 0: infinite
+  };
+  struct Config {
+    std::vector<NodeConfig> nodes;
+    std::vector<FakeLink::Config> links;
+    absl::Duration frame_delay = absl::ZeroDuration();
+    uint64_t seed = 1;
+    NetworkOptions options;
+  };
+  // n0 - n1 - ... - n<links>, link i named "l<i>" between n<i> and n<i+1>.
+  static Config Chain(int links, double p, absl::Duration cycle, double fidelity = 1.0,
+                      int bell = -1);
+
+  explicit CircuitWorld(Config config);
+  ~CircuitWorld();
+
+  // Starts every layer and runs until routing has converged.
+  void Start(absl::Duration settle = absl::Milliseconds(5));
+  sim::Simulator& sim() { return sim_; }
+  FakeQuantum& quantum() { return quantum_; }
+  NetworkLayer& layer(const std::string& node) { return *nodes_.at(node)->layer; }
+  RecordingNetListener& listener(const std::string& node) { return nodes_.at(node)->listener; }
+  FakeDevice& device(const std::string& node) { return *nodes_.at(node)->device; }
+  link::MemoryPool& pool(const std::string& node) { return *nodes_.at(node)->pool; }
+  CollectingTracer& tracer(const std::string& node) { return *nodes_.at(node)->tracer; }
+  FakeLink& link(const std::string& name) { return *links_.at(name); }
+  std::vector<std::string> node_names() const;
+
+  // Runs until `done` holds (checked after every event) or `limit` passes.
+  bool RunUntil(const std::function<bool()>& done, absl::Duration limit);
+  // Cuts a link: its fake stops, frames over it are lost, and both ends'
+  // compositions report the neighbour down.
+  void CutLink(const std::string& name);
+  // Frames for which this returns true are lost in flight.
+  std::function<bool(const std::string& from, const std::string& to, const v1::NetworkFrame&)>
+      drop_filter;
+  uint64_t frames_sent() const { return frames_sent_; }
+
+ private:
+  struct Node {
+    NodeConfig config;
+    std::unique_ptr<FakeDevice> device;
+    std::unique_ptr<link::MemoryPool> pool;
+    std::unique_ptr<CollectingTracer> tracer;
+    RecordingNetListener listener;
+    std::unique_ptr<NetworkLayer> layer;
+  };
+  void Carry(const std::string& from, const std::string& to, const v1::NetworkFrame& frame);
+
+  Config config_;
+  sim::Simulator sim_;
+  FakeQuantum quantum_;
+  Rng rng_;
+  std::map<std::string, std::unique_ptr<Node>> nodes_;
+  std::map<std::string, std::unique_ptr<FakeLink>> links_;
+  std::set<std::pair<std::string, std::string>> cut_;  // node pairs, both orders
+  uint64_t frames_sent_ = 0;
+};
+
+}  // namespace qnet::network::testing
+
+#endif  // QNET_NETWORK_TESTING_CIRCUIT_WORLD_H_
