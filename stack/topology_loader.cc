@@ -57,6 +57,18 @@ constexpr Range kPositiveTimeOrInf{0,          true, kNoCap, false, true, "a tim
 constexpr Range kDilation{1e-3, false, 1e6, false, false, "a number in [0.001, 1e6]"};
 constexpr Range kLoss{0, false, kNoCap, false, false, "a number >= 0", 1000};
 constexpr Range kLength{0, false, kNoCap, false, false, "a number >= 0", 1e6};
+constexpr Range kRate{0, false, kNoCap, false, false, "a rate >= 0 (Hz)", 1e12};
+constexpr Range kNonNegativeTimeOrInf{
+    0, false, kNoCap, false, true, "a time >= 0 or 'inf'", kMaxSeconds};
+
+constexpr std::pair<absl::string_view, BasisSet> kBasisWords[] = {{"z", BasisSet::kZ},
+                                                                  {"x", BasisSet::kX},
+                                                                  {"y", BasisSet::kY},
+                                                                  {"xz", BasisSet::kXZ},
+                                                                  {"xyz", BasisSet::kXYZ}};
+std::vector<std::pair<absl::string_view, BasisSet>> BasisWords() {
+  return {std::begin(kBasisWords), std::end(kBasisWords)};
+}
 
 struct Errors {
   std::string source;
@@ -90,8 +102,11 @@ std::string Quote(absl::string_view v) { return absl::StrCat("'", Printable(v), 
 // Reads the attributes of one element, recording errors against it.
 class ElementReader {
  public:
+  // `extra`: when set, unknown attributes land there (in file order) instead of
+  // being refused (TOPO-33, <app> parameters).
   ElementReader(Errors* errors, const tinyxml2::XMLElement* e,
-                std::initializer_list<absl::string_view> known)
+                std::initializer_list<absl::string_view> known,
+                std::vector<std::pair<std::string, std::string>>* extra = nullptr)
       : errors_(errors), e_(e) {
     const char* name = e->Attribute("name");
     where_ = absl::StrCat(errors->source, ":", e->GetLineNum(), ": <", e->Name());
@@ -106,7 +121,13 @@ class ElementReader {
       }
       bool ok = false;
       for (absl::string_view k : known) ok = ok || k == attr;
-      if (!ok) {
+      if (!ok && extra != nullptr) {
+        if (ValidName(attr)) {
+          extra->emplace_back(std::string(attr), a->Value());
+        } else {
+          Error(attr, "a parameter name must be 1-64 letters, digits, '_', '-' or '.'");
+        }
+      } else if (!ok) {
         Error(attr, absl::StrCat("unknown attribute of <", e->Name(),
                                  "> (known: ", absl::StrJoin(known, ", "), ")"));
       }
@@ -226,6 +247,11 @@ void ReadNetwork(ElementReader& r, Topology* t) {
   r.Integer("seed", 0, UINT32_MAX, &t->seed);
   r.Number("duration-s", kPositiveTime, &t->duration_s);
   r.Number("time-dilation", kDilation, &t->time_dilation);
+  r.Keyword<RoutingMetricSpec>("routing-metric",
+                               {{"hops", RoutingMetricSpec::kHops},
+                                {"pair-time", RoutingMetricSpec::kPairTime},
+                                {"fidelity", RoutingMetricSpec::kFidelity}},
+                               &t->routing_metric);
 }
 
 // TOPO-10: t2 <= 2 t1; an absent t2 defaults to 2 t1 (pure amplitude damping).
@@ -311,13 +337,7 @@ void ReadRequest(ElementReader& r, RequestSpec* q) {
   r.Keyword<RequestKind>("type", {{"keep", RequestKind::kKeep}, {"measure", RequestKind::kMeasure}},
                          &q->kind);
   r.Number("min-fidelity", kProbability, &q->min_fidelity);
-  r.Keyword<BasisSet>("basis",
-                      {{"z", BasisSet::kZ},
-                       {"x", BasisSet::kX},
-                       {"y", BasisSet::kY},
-                       {"xz", BasisSet::kXZ},
-                       {"xyz", BasisSet::kXYZ}},
-                      &q->basis);
+  r.Keyword<BasisSet>("basis", BasisWords(), &q->basis);
   r.Number("max-time-s", kNonNegativeTime, &q->max_time_s);
   r.Integer("priority", 0, UINT32_MAX, &q->priority);
   r.Integer("purpose", 0, UINT32_MAX, &q->purpose_id);
@@ -329,9 +349,153 @@ void ReadRequest(ElementReader& r, RequestSpec* q) {
   q->line = r.line();
 }
 
+// TOPO-30..TOPO-32: an end-to-end workload item.
+void ReadConnection(ElementReader& r, ConnectionSpec* c) {
+  if (auto name = r.Name("name", false)) c->name = *name;
+  if (auto from = r.Name("from", true)) c->from = *from;
+  if (auto to = r.Name("to", true)) c->to = *to;
+  r.Integer("port", 0, 65535, &c->port);
+  r.Integer("pairs", 0, UINT32_MAX, &c->pairs);
+  r.Keyword<RequestKind>("type", {{"keep", RequestKind::kKeep}, {"measure", RequestKind::kMeasure}},
+                         &c->kind);
+  r.Number("min-fidelity", kProbability, &c->min_fidelity);
+  r.Keyword<BasisSet>("basis", BasisWords(), &c->basis);
+  r.Number("min-rate", kRate, &c->min_rate_hz);
+  r.Number("cutoff-s", kNonNegativeTimeOrInf, &c->cutoff_s);
+  r.Integer("window", 1, 4096, &c->window);
+  r.Number("start-s", kNonNegativeTime, &c->start_s);
+  r.Number("hold-s", kNonNegativeTime, &c->hold_s);
+  if (c->kind == RequestKind::kMeasure && r.Has("hold-s")) {
+    r.Error("hold-s", "applies only to type keep (measured pairs hold no memory)");
+  }
+  c->line = r.line();
+}
+
+// TOPO-33, TOPO-34: an application pair; other attributes are its parameters.
+void ReadApp(ElementReader& r, AppSpec* a) {
+  if (auto name = r.Name("name", false)) a->name = *name;
+  if (auto kind = r.Name("kind", true)) a->kind = *kind;
+  if (auto node = r.Name("node", true)) a->node = *node;
+  if (auto peer = r.Name("peer", true)) a->peer = *peer;
+  r.Integer("port", 0, 65535, &a->port);
+  r.Integer("pairs", 1, UINT32_MAX, &a->pairs);
+  r.Number("min-fidelity", kProbability, &a->min_fidelity);
+  r.Number("start-s", kNonNegativeTime, &a->start_s);
+  a->line = r.line();
+}
+
+// TOPO-35: a failure event: exactly one of cut-link and fail-node.
+void ReadEvent(ElementReader& r, EventSpec* e) {
+  if (!r.Has("at")) r.Error("at", "required attribute is missing");
+  r.Number("at", kNonNegativeTime, &e->at_s);
+  const bool cut = r.Has("cut-link"), fail = r.Has("fail-node");
+  if (cut && fail) r.Error("fail-node", "give either cut-link or fail-node, not both");
+  if (!cut && !fail) r.Error("cut-link", "an <event> needs cut-link or fail-node");
+  if (cut) {
+    e->kind = EventKind::kCutLink;
+    if (auto link = r.Name("cut-link", true)) e->target = *link;
+  } else if (fail) {
+    e->kind = EventKind::kFailNode;
+    if (auto node = r.Name("fail-node", true)) e->target = *node;
+  }
+  e->line = r.line();
+}
+
+// Whether `from` and `to` are joined by a path of links.
+bool Connected(const Topology& t, const std::string& from, const std::string& to) {
+  std::set<std::string> seen{from};
+  std::vector<std::string> todo{from};
+  while (!todo.empty()) {
+    const std::string n = todo.back();
+    todo.pop_back();
+    if (n == to) return true;
+    for (const LinkSpec& l : t.links) {
+      const std::string* next = l.a == n ? &l.b : l.b == n ? &l.a : nullptr;
+      if (next != nullptr && !next->empty() && seen.insert(*next).second) todo.push_back(*next);
+    }
+  }
+  return false;
+}
+
+// TOPO-31, TOPO-34, TOPO-35: workload references, default names, uniqueness.
+void CheckWorkload(Topology& t, const std::map<std::string, int>& nodes,
+                   const std::map<std::string, int>& links, Errors* errors) {
+  auto ends = [&](const std::string& where,
+                  std::initializer_list<std::pair<const char*, const std::string*>> list) {
+    bool ok = true;
+    for (const auto& [attr, end] : list) {
+      if (end->empty()) {
+        ok = false;
+      } else if (!nodes.contains(*end)) {
+        errors->Add(absl::StrCat(where, ": attribute '", attr, "': no <node> named ", Quote(*end)));
+        ok = false;
+      }
+    }
+    return ok;
+  };
+  auto path = [&](const std::string& where, const char* attr, const std::string& x,
+                  const std::string& y, const char* what) {
+    if (x == y) {
+      errors->Add(absl::StrCat(where, ": attribute '", attr, "': ", what, " from node ", Quote(x),
+                               " to itself"));
+    } else if (!Connected(t, x, y)) {
+      errors->Add(absl::StrCat(where, ": attribute '", attr, "': no path of links joins ", Quote(x),
+                               " and ", Quote(y)));
+    }
+  };
+  std::map<std::string, int> names;
+  std::map<std::pair<std::string, std::string>, int> count;
+  auto at = [&](int line, absl::string_view element, const std::string& given) {
+    return absl::StrCat(errors->source, ":", line, ": <", element,
+                        given.empty() ? "" : absl::StrCat(" name=\"", Printable(given), "\""), ">");
+  };
+  // A default connection name has a '#', which a given name cannot have (TOPO-6),
+  // so only given names can collide.
+  for (ConnectionSpec& c : t.connections) {
+    const std::string where = at(c.line, "connection", c.name);
+    if (ends(where, {{"from", &c.from}, {"to", &c.to}}))
+      path(where, "to", c.from, c.to, "a connection");
+    const int k = ++count[{c.from, c.to}];
+    if (c.name.empty()) c.name = absl::StrCat(c.from, "-", c.to, "#", k);
+    auto [it, fresh] = names.emplace(c.name, c.line);
+    if (!fresh) {
+      errors->Add(absl::StrCat(where, ": attribute 'name': duplicate connection name ",
+                               Quote(c.name), " (first on line ", it->second, ")"));
+    }
+  }
+  names.clear();
+  for (AppSpec& a : t.apps) {
+    const std::string where = at(a.line, "app", a.name);
+    if (ends(where, {{"node", &a.node}, {"peer", &a.peer}}))
+      path(where, "peer", a.node, a.peer, "an app");
+    const bool given = !a.name.empty();
+    if (!given) a.name = absl::StrCat(a.kind, "-", a.node, "-", a.peer);
+    auto [it, fresh] = names.emplace(a.name, a.line);
+    if (!fresh) {
+      errors->Add(absl::StrCat(where, ": attribute 'name': duplicate app name ", Quote(a.name),
+                               " (first on line ", it->second, ")",
+                               given ? "" : "; give each app a name"));
+    }
+  }
+  for (const EventSpec& e : t.events) {
+    const std::string where = absl::StrCat(errors->source, ":", e.line, ": <event>");
+    if (e.target.empty()) continue;
+    if (e.kind == EventKind::kCutLink && !links.contains(e.target)) {
+      errors->Add(absl::StrCat(where, ": attribute 'cut-link': no <link> named ", Quote(e.target)));
+    } else if (e.kind == EventKind::kFailNode && !nodes.contains(e.target)) {
+      errors->Add(
+          absl::StrCat(where, ": attribute 'fail-node': no <node> named ", Quote(e.target)));
+    }
+    if (e.at_s > t.duration_s) {
+      errors->Add(absl::StrCat(where, ": attribute 'at': ", e.at_s,
+                               " s is after the run's end (duration-s ", t.duration_s, ")"));
+    }
+  }
+}
+
 // TOPO-6..TOPO-8, TOPO-11: names are unique per kind, references resolve, links join
 // two distinct nodes once, requests join neighbours.
-void CheckReferences(const Topology& t, Errors* errors) {
+void CheckReferences(Topology& t, Errors* errors) {
   auto at = [&](int line, absl::string_view element, absl::string_view name) {
     return absl::StrCat(errors->source, ":", line, ": <", element, " name=\"", name, "\">");
   };
@@ -405,6 +569,7 @@ void CheckReferences(const Topology& t, Errors* errors) {
                                Quote(q.from), " (the link layer serves neighbours only)"));
     }
   }
+  CheckWorkload(t, nodes, links, errors);
 }
 
 }  // namespace
@@ -439,7 +604,8 @@ absl::StatusOr<Topology> ParseTopology(std::string_view xml, const std::string& 
   Topology t;
   t.source = source;
   {
-    ElementReader r(&errors, root, {"name", "seed", "duration-s", "time-dilation"});
+    ElementReader r(&errors, root,
+                    {"name", "seed", "duration-s", "time-dilation", "routing-metric"});
     ReadNetwork(r, &t);
   }
   for (const tinyxml2::XMLNode* child = root->FirstChild(); child != nullptr;
@@ -478,9 +644,24 @@ absl::StatusOr<Topology> ParseTopology(std::string_view xml, const std::string& 
                       {"from", "to", "pairs", "type", "min-fidelity", "basis", "max-time-s",
                        "priority", "purpose", "start-s", "hold-s"});
       ReadRequest(r, &t.requests.emplace_back());
+    } else if (kind == "connection") {
+      ElementReader r(&errors, e,
+                      {"name", "from", "to", "port", "pairs", "type", "min-fidelity", "basis",
+                       "min-rate", "cutoff-s", "window", "start-s", "hold-s"});
+      ReadConnection(r, &t.connections.emplace_back());
+    } else if (kind == "app") {
+      AppSpec& app = t.apps.emplace_back();
+      ElementReader r(&errors, e,
+                      {"name", "kind", "node", "peer", "port", "pairs", "min-fidelity", "start-s"},
+                      &app.params);
+      ReadApp(r, &app);
+    } else if (kind == "event") {
+      ElementReader r(&errors, e, {"at", "cut-link", "fail-node"});
+      ReadEvent(r, &t.events.emplace_back());
     } else {
       errors.Add(absl::StrCat(source, ":", e->GetLineNum(), ": unknown element <", Printable(kind),
-                              "> (expected hardware, node, link or request)"));
+                              "> (expected hardware, node, link, request, connection, app or "
+                              "event)"));
     }
   }
   if (t.nodes.empty() && errors.list.empty()) {

@@ -39,9 +39,8 @@ std::string Net(const std::string& body, const std::string& network_attrs = "") 
 const char kLinkAb[] = "<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"1\"/>";
 
 TEST(TopologyLoaderTest, ExampleTopologiesLoad) {
-  for (const char* name :
-       {"demo.xml", "single-click.xml", "double-click.xml", "werner.xml", "nv-lab.xml",
-        "bench-single-click.xml"}) {
+  for (const char* name : {"demo.xml", "single-click.xml", "double-click.xml", "werner.xml",
+                           "nv-lab.xml", "bench-single-click.xml"}) {
     SCOPED_TRACE(name);
     absl::StatusOr<Topology> t = LoadTopologyFile(kTopologies + name);
     ASSERT_TRUE(t.ok()) << t.status();
@@ -317,6 +316,94 @@ std::vector<BadCase> BadCases() {
        {"bad.xml:2:", "not well-formed XML"}},
       {"empty file", "", {"bad.xml:1:", "not well-formed XML"}},
       {"no nodes", "<network/>", {"bad.xml:1:", "no <node>"}},
+      // Issue 3 workload (TOPO-30..TOPO-36).
+      {"connection to unknown node",
+       Net(absl::StrCat(kLinkAb, "\n<connection from=\"a\" to=\"z\"/>")),
+       {"bad.xml:7: <connection>: attribute 'to': no <node> named 'z'"}},
+      {"connection without from",
+       Net(absl::StrCat(kLinkAb, "\n<connection to=\"b\"/>")),
+       {"bad.xml:7: <connection>: attribute 'from': required attribute is missing"}},
+      {"connection to itself",
+       Net(absl::StrCat(kLinkAb, "\n<connection from=\"a\" to=\"a\"/>")),
+       {"bad.xml:7: <connection>: attribute 'to': a connection from node 'a' to itself"}},
+      {"connection without a path",
+       Net(absl::StrCat(kLinkAb, "\n<connection from=\"a\" to=\"c\"/>")),
+       {"bad.xml:7: <connection>: attribute 'to': no path of links joins 'a' and 'c'"}},
+      {"connection bad number",
+       Net(absl::StrCat(kLinkAb, "\n<connection from=\"a\" to=\"b\" min-fidelity=\"high\"/>")),
+       {"bad.xml:7: <connection>: attribute 'min-fidelity': expected a probability in [0, 1], "
+        "got 'high'"}},
+      {"connection negative rate",
+       Net(absl::StrCat(kLinkAb, "\n<connection from=\"a\" to=\"b\" min-rate=\"-1\"/>")),
+       {"bad.xml:7:", "attribute 'min-rate'", "got '-1'"}},
+      {"connection window 0",
+       Net(absl::StrCat(kLinkAb, "\n<connection from=\"a\" to=\"b\" window=\"0\"/>")),
+       {"bad.xml:7:", "attribute 'window': expected an integer in [1, 4096]"}},
+      {"connection port beyond 65535",
+       Net(absl::StrCat(kLinkAb, "\n<connection from=\"a\" to=\"b\" port=\"70000\"/>")),
+       {"bad.xml:7:", "attribute 'port'"}},
+      {"connection unknown type",
+       Net(absl::StrCat(kLinkAb, "\n<connection from=\"a\" to=\"b\" type=\"hold\"/>")),
+       {"bad.xml:7:", "attribute 'type': expected one of keep | measure, got 'hold'"}},
+      {"connection unknown basis",
+       Net(absl::StrCat(kLinkAb, "\n<connection from=\"a\" to=\"b\" basis=\"w\"/>")),
+       {"bad.xml:7:", "attribute 'basis'", "z | x | y | xz | xyz"}},
+      {"connection hold on measure",
+       Net(absl::StrCat(kLinkAb,
+                        "\n<connection from=\"a\" to=\"b\" type=\"measure\" hold-s=\"1\"/>")),
+       {"bad.xml:7:", "attribute 'hold-s'", "only to type keep"}},
+      {"connection unknown attribute",
+       Net(absl::StrCat(kLinkAb, "\n<connection from=\"a\" to=\"b\" fidelity=\"0.9\"/>")),
+       {"bad.xml:7:", "attribute 'fidelity': unknown attribute of <connection>"}},
+      {"duplicate connection names",
+       Net(absl::StrCat(kLinkAb, "\n<connection name=\"k\" from=\"a\" to=\"b\"/>",
+                        "\n<connection name=\"k\" from=\"b\" to=\"a\"/>")),
+       {"bad.xml:8: <connection name=\"k\">: attribute 'name': duplicate connection name 'k' "
+        "(first on line 7)"}},
+      {"app to unknown peer",
+       Net(absl::StrCat(kLinkAb, "\n<app kind=\"chsh\" node=\"a\" peer=\"q\"/>")),
+       {"bad.xml:7: <app>: attribute 'peer': no <node> named 'q'"}},
+      {"app without kind",
+       Net(absl::StrCat(kLinkAb, "\n<app node=\"a\" peer=\"b\"/>")),
+       {"bad.xml:7: <app>: attribute 'kind': required attribute is missing"}},
+      {"app with itself",
+       Net(absl::StrCat(kLinkAb, "\n<app kind=\"chsh\" node=\"b\" peer=\"b\"/>")),
+       {"bad.xml:7:", "attribute 'peer': an app from node 'b' to itself"}},
+      {"app zero pairs",
+       Net(absl::StrCat(kLinkAb, "\n<app kind=\"chsh\" node=\"a\" peer=\"b\" pairs=\"0\"/>")),
+       {"bad.xml:7:", "attribute 'pairs'"}},
+      {"app bad parameter name",
+       Net(absl::StrCat(kLinkAb, "\n<app kind=\"chsh\" node=\"a\" peer=\"b\" _x:y=\"1\"/>")),
+       {"bad.xml:7:", "attribute '_x:y': a parameter name"}},
+      {"duplicate default app names",
+       Net(absl::StrCat(kLinkAb, "\n<app kind=\"chsh\" node=\"a\" peer=\"b\"/>",
+                        "\n<app kind=\"chsh\" node=\"a\" peer=\"b\"/>")),
+       {"bad.xml:8:", "duplicate app name 'chsh-a-b' (first on line 7); give each app a name"}},
+      {"event on unknown link",
+       Net(absl::StrCat(kLinkAb, "\n<event at=\"1\" cut-link=\"xy\"/>")),
+       {"bad.xml:7: <event>: attribute 'cut-link': no <link> named 'xy'"}},
+      {"event on unknown node",
+       Net(absl::StrCat(kLinkAb, "\n<event at=\"1\" fail-node=\"q\"/>")),
+       {"bad.xml:7: <event>: attribute 'fail-node': no <node> named 'q'"}},
+      {"event with both targets",
+       Net(absl::StrCat(kLinkAb, "\n<event at=\"1\" cut-link=\"ab\" fail-node=\"a\"/>")),
+       {"bad.xml:7:", "attribute 'fail-node': give either cut-link or fail-node, not both"}},
+      {"event without target",
+       Net(absl::StrCat(kLinkAb, "\n<event at=\"1\"/>")),
+       {"bad.xml:7:", "attribute 'cut-link': an <event> needs cut-link or fail-node"}},
+      {"event without time",
+       Net(absl::StrCat(kLinkAb, "\n<event cut-link=\"ab\"/>")),
+       {"bad.xml:7: <event>: attribute 'at': required attribute is missing"}},
+      {"event bad time",
+       Net(absl::StrCat(kLinkAb, "\n<event at=\"soon\" cut-link=\"ab\"/>")),
+       {"bad.xml:7: <event>: attribute 'at': expected a time >= 0, got 'soon'"}},
+      {"event after the run",
+       Net(absl::StrCat(kLinkAb, "\n<event at=\"11\" cut-link=\"ab\"/>")),
+       {"bad.xml:7:", "attribute 'at': 11 s is after the run's end (duration-s 10)"}},
+      {"unknown routing metric",
+       Net("", " routing-metric=\"latency\""),
+       {"bad.xml:1: <network name=\"t\">: attribute 'routing-metric': expected one of hops | "
+        "pair-time | fidelity, got 'latency'"}},
   };
 }
 
@@ -389,6 +476,103 @@ TEST(TopologyLoaderTest, FileErrorsNameThePath) {
   EXPECT_THAT(std::string(junk.status().message()),
               AllOf(HasSubstr(path + ":1:"), HasSubstr("XML")));
   std::filesystem::remove(path);
+}
+
+// TOPO-30..TOPO-36: the issue 3 workload lands in the model with its units.
+TEST(TopologyLoaderTest, ConnectionsAppsAndEventsMapIntoTheModel) {
+  const std::string xml = R"(<network duration-s="20" routing-metric="fidelity">
+  <hardware name="hw"/>
+  <node name="a" hardware="hw"/>
+  <node name="b" hardware="hw"/>
+  <node name="c" hardware="hw"/>
+  <link name="ab" a="a" b="b" length-km="1"/>
+  <link name="bc" a="b" b="c" length-km="1"/>
+  <connection name="k1" from="a" to="c" port="7" pairs="500" type="measure" min-fidelity="0.8"
+              basis="xyz" min-rate="2.5" cutoff-s="0.01" window="3" start-s="1.5"/>
+  <connection from="c" to="a" hold-s="0.002" cutoff-s="inf"/>
+  <app name="t1" kind="teleport" node="a" peer="c" port="9" pairs="40" min-fidelity="0.7"
+       start-s="2" states="6" verbose="yes"/>
+  <event at="5" cut-link="bc"/>
+  <event at="6.5" fail-node="b"/>
+</network>)";
+  absl::StatusOr<Topology> t = ParseTopology(xml, "w.xml");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->routing_metric, RoutingMetricSpec::kFidelity);
+  ASSERT_EQ(t->connections.size(), 2u);
+  const ConnectionSpec& c = t->connections[0];
+  EXPECT_EQ(c.name, "k1");
+  EXPECT_EQ(c.from, "a");
+  EXPECT_EQ(c.to, "c");
+  EXPECT_EQ(c.port, 7u);
+  EXPECT_EQ(c.pairs, 500u);
+  EXPECT_EQ(c.kind, RequestKind::kMeasure);
+  EXPECT_DOUBLE_EQ(c.min_fidelity, 0.8);
+  EXPECT_EQ(c.basis, BasisSet::kXYZ);
+  EXPECT_DOUBLE_EQ(c.min_rate_hz, 2.5);
+  EXPECT_DOUBLE_EQ(c.cutoff_s, 0.01);
+  EXPECT_EQ(c.window, 3u);
+  EXPECT_DOUBLE_EQ(c.start_s, 1.5);
+  EXPECT_EQ(c.line, 8);
+  EXPECT_EQ(t->connections[1].name, "c-a#1");
+  EXPECT_DOUBLE_EQ(t->connections[1].hold_s, 0.002);
+  EXPECT_TRUE(std::isinf(t->connections[1].cutoff_s));
+  ASSERT_EQ(t->apps.size(), 1u);
+  const AppSpec& app = t->apps[0];
+  EXPECT_EQ(app.name, "t1");
+  EXPECT_EQ(app.kind, "teleport");
+  EXPECT_EQ(app.node, "a");
+  EXPECT_EQ(app.peer, "c");
+  EXPECT_EQ(app.port, 9u);
+  EXPECT_EQ(app.pairs, 40u);
+  EXPECT_DOUBLE_EQ(app.min_fidelity, 0.7);
+  EXPECT_DOUBLE_EQ(app.start_s, 2);
+  using Params = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(app.params, (Params{{"states", "6"}, {"verbose", "yes"}}));
+  ASSERT_EQ(t->events.size(), 2u);
+  EXPECT_DOUBLE_EQ(t->events[0].at_s, 5);
+  EXPECT_EQ(t->events[0].kind, EventKind::kCutLink);
+  EXPECT_EQ(t->events[0].target, "bc");
+  EXPECT_DOUBLE_EQ(t->events[1].at_s, 6.5);
+  EXPECT_EQ(t->events[1].kind, EventKind::kFailNode);
+  EXPECT_EQ(t->events[1].target, "b");
+  for (const char* metric : {"hops", "pair-time"}) {
+    absl::StatusOr<Topology> m =
+        ParseTopology(Net(kLinkAb, absl::StrCat(" routing-metric=\"", metric, "\"")), "m.xml");
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(m->routing_metric, std::string(metric) == "hops" ? RoutingMetricSpec::kHops
+                                                               : RoutingMetricSpec::kPairTime);
+  }
+}
+
+// TOPO-30, TOPO-33, TOPO-36: defaults of <connection>, <app> and the metric.
+TEST(TopologyLoaderTest, WorkloadDefaultsAreTheDocumentedOnes) {
+  absl::StatusOr<Topology> t =
+      ParseTopology(Net(absl::StrCat(kLinkAb, "\n<connection from=\"a\" to=\"b\"/>",
+                                     "\n<connection from=\"a\" to=\"b\"/>",
+                                     "\n<app kind=\"chsh\" node=\"b\" peer=\"a\"/>")),
+                    "d.xml");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->routing_metric, RoutingMetricSpec::kPairTime);
+  ASSERT_EQ(t->connections.size(), 2u);
+  const ConnectionSpec& c = t->connections[0];
+  EXPECT_EQ(c.name, "a-b#1");
+  EXPECT_EQ(t->connections[1].name, "a-b#2");
+  EXPECT_EQ(c.port, 0u);
+  EXPECT_EQ(c.pairs, 0u);
+  EXPECT_EQ(c.kind, RequestKind::kKeep);
+  EXPECT_DOUBLE_EQ(c.min_fidelity, 0);
+  EXPECT_EQ(c.basis, BasisSet::kXZ);
+  EXPECT_DOUBLE_EQ(c.min_rate_hz, 0);
+  EXPECT_DOUBLE_EQ(c.cutoff_s, 0);
+  EXPECT_EQ(c.window, 1u);
+  EXPECT_DOUBLE_EQ(c.start_s, 0);
+  EXPECT_DOUBLE_EQ(c.hold_s, 0);
+  ASSERT_EQ(t->apps.size(), 1u);
+  EXPECT_EQ(t->apps[0].name, "chsh-b-a");
+  EXPECT_EQ(t->apps[0].pairs, 100u);
+  EXPECT_EQ(t->apps[0].port, 0u);
+  EXPECT_TRUE(t->apps[0].params.empty());
+  EXPECT_TRUE(t->events.empty());
 }
 
 }  // namespace
