@@ -407,6 +407,26 @@ TEST(RouterLiveness, NET_R_3_SetLinkDownAtOnceUpOnNextHello) {
   EXPECT_EQ(net.router(Name(2)).RouteTo(Name(0))->path.size(), 3u);
 }
 
+// NET-R-7: a link coming back up brings the returning neighbour every advert it
+// missed, without waiting for a refresh.
+TEST(RouterFlooding, NET_R_7_DatabaseExchangeOnLinkUp) {
+  RouterNet net(Chain(4), Options(RoutingMetric::kHops));  // refresh 10 s
+  net.Start();
+  net.RunFor(absl::Milliseconds(100));
+  ASSERT_TRUE(net.router(Name(0)).RouteTo(Name(3)).has_value());
+  net.Cut(Name(0), Name(1));
+  net.RunFor(absl::Milliseconds(200));  // n0 is alone now
+  ASSERT_FALSE(net.router(Name(0)).LinkUp("l" + Name(0)));
+  net.Cut(Name(2), Name(3));  // n0 cannot hear of this
+  net.RunFor(absl::Milliseconds(200));
+  net.Restore(Name(0), Name(1));
+  net.RunFor(absl::Milliseconds(100));
+  ASSERT_TRUE(net.router(Name(0)).LinkUp("l" + Name(0)));
+  EXPECT_TRUE(net.router(Name(0)).RouteTo(Name(2)).has_value());
+  EXPECT_FALSE(net.router(Name(0)).RouteTo(Name(3)).has_value());
+  EXPECT_LT(net.sim().Now(), Time::FromSeconds(1));  // long before any refresh
+}
+
 // NET-R-23: routes-changed notices come with changes only, one per instant.
 TEST(RouterLiveness, NET_R_23_RoutesChangedOnlyOnChange) {
   RouterNet net(Chain(4), Options(RoutingMetric::kHops));
@@ -564,6 +584,17 @@ TEST_F(SoloRouter, NET_R_20_21_TwoWayCheck) {
   router->SetLinkDown("ab");
   EXPECT_FALSE(router->RouteTo("d").has_value());
   EXPECT_EQ(router->NextHop("d"), std::nullopt);
+}
+
+// NET-R-24: when the two ends advertise different figures for a link, the
+// route uses the longer pair time and the lower fidelity.
+TEST_F(SoloRouter, NET_R_24_LessFavourableEndWins) {
+  router->OnAdvert("b", Advert("b", 1, {{"ab", "a", "b", 0.05, 0.95}}));
+  auto r = router->RouteTo("b");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_NEAR(r->cost, 0.05, 1e-15);  // b's 0.05 s, not a's 0.01 s
+  EXPECT_NEAR(r->expected_pair_time_s, 0.05, 1e-15);
+  EXPECT_NEAR(r->expected_fidelity, 0.9, 1e-12);  // a's 0.9, not b's 0.95
 }
 
 // NET-R-8: a hello naming a link that does not join the sender to this node is
