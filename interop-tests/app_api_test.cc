@@ -20,8 +20,11 @@ namespace {
 using app::v1::AppEvent;
 using app::v1::AppRequest;
 
+// google.rpc.Code / absl::StatusCode numbers (app.proto Reply.code).
 constexpr int kOk = 0;
+constexpr int kInvalidArgument = 3;
 constexpr int kNotFound = 5;
+constexpr int kFailedPrecondition = 9;
 
 int DialUnix(const std::string& path, Ms timeout) {
   const auto end = std::chrono::steady_clock::now() + timeout;
@@ -119,10 +122,14 @@ HarnessOptions WithApp() {
       << "cannot connect to the app socket " << (h).app_socket_path() << "\n" \
       << (h).NodeLog()
 
-// APP-2 "A request whose version is not 1 MUST be answered with an error Reply
-// echoing its request_id, and the session MUST go on." APP-3 (request_id 0),
-// APP-5 (a frame that is not an AppRequest, a request without a body): error
-// Reply, the session goes on; every request gets exactly one Reply (APP-4).
+// APP-2 "A request whose `version` is not 1 MUST be answered with a Reply of
+// code FAILED_PRECONDITION and have no other effect; every event the node sends
+// MUST carry `version` 1." APP-3 "`request_id` MUST be non-zero
+// (INVALID_ARGUMENT otherwise) [...]". APP-5 "A frame that does not parse as
+// an `AppRequest`, or a request without a body, MUST be answered with an
+// INVALID_ARGUMENT Reply (request_id 0 when the frame did not parse), counted
+// as a drop [...] and otherwise ignored." APP-4 (exactly one Reply each),
+// APP-18 (each refusal a traced drop). The session goes on afterwards.
 TEST(App, APP_2_BadRequestsGetErrorRepliesAndTheSessionSurvives) {
   Harness h(WithApp());
   QNET_OPEN_APP(h, app);
@@ -131,27 +138,29 @@ TEST(App, APP_2_BadRequestsGetErrorRepliesAndTheSessionSurvives) {
   ASSERT_TRUE(app.Send(v2));
   auto r = app.ReplyTo(11);
   ASSERT_TRUE(r) << "no Reply to a version-2 request";
-  EXPECT_NE(r->reply().code(), kOk);
+  EXPECT_EQ(r->reply().code(), kFailedPrecondition) << r->reply().message();
+  EXPECT_EQ(r->version(), 1u);
   EXPECT_EQ(r->reply().socket(), 0u) << "a refused Bind names a socket";
   AppRequest v0 = BindReq(12, 9);
   v0.set_version(0);
   ASSERT_TRUE(app.Send(v0));
   r = app.ReplyTo(12);
   ASSERT_TRUE(r);
-  EXPECT_NE(r->reply().code(), kOk);
+  EXPECT_EQ(r->reply().code(), kFailedPrecondition) << r->reply().message();
   ASSERT_TRUE(app.Send(BindReq(0, 9)));  // APP-3
   r = app.ReplyTo(0);
   ASSERT_TRUE(r) << "no Reply to request_id 0";
-  EXPECT_NE(r->reply().code(), kOk);
+  EXPECT_EQ(r->reply().code(), kInvalidArgument) << r->reply().message();
   ASSERT_TRUE(app.Send(Req(13)));  // APP-5: no body
   r = app.ReplyTo(13);
   ASSERT_TRUE(r);
-  EXPECT_NE(r->reply().code(), kOk);
+  EXPECT_EQ(r->reply().code(), kInvalidArgument) << r->reply().message();
   ASSERT_TRUE(app.SendRaw(EncodeVarint(3) + std::string("\xff\xff\xff", 3)));  // not a message
   r = app.ReplyTo(0);
   ASSERT_TRUE(r) << "no Reply to an undecodable frame";
-  EXPECT_NE(r->reply().code(), kOk);
-  // The session goes on: a good Bind.
+  EXPECT_EQ(r->reply().code(), kInvalidArgument) << r->reply().message();
+  EXPECT_EQ(r->version(), 1u);
+  // The session goes on: a good Bind, which the refused ones did not do (port 9 free).
   ASSERT_TRUE(app.Send(BindReq(14, 9)));
   r = app.ReplyTo(14);
   ASSERT_TRUE(r) << "session did not survive the bad requests";
@@ -159,13 +168,15 @@ TEST(App, APP_2_BadRequestsGetErrorRepliesAndTheSessionSurvives) {
   EXPECT_NE(r->reply().socket(), 0u);
   EXPECT_TRUE(app.others.empty()) << "events besides the Replies: " << app.others[0].DebugString();
   QNET_STOP_AND_TRACE(h, trace);
-  EXPECT_GE(CountDrops(trace), 5) << "bad app requests are counted drops\n" << Dump(trace);
+  EXPECT_EQ(CountDrops(trace), 5) << "APP-18: one drop per refused request\n" << Dump(trace);
 }
 
-// APP-7 (Bind a non-zero port: Reply.socket), APP-10 "Requests naming a
-// socket, connection or qubit the session does not own MUST be answered
-// NOT_FOUND with no effect" (APP-11, APP-12); Unbind frees the port; another
-// session cannot unbind this session's socket; a port is bound once.
+// APP-7 "`Bind{port}` with port 0 MUST be refused with INVALID_ARGUMENT; on
+// success the Reply carries the new `socket`." APP-10 "A session MUST act only
+// on sockets it bound; any other socket id MUST be answered with NOT_FOUND,
+// whether another session owns it or not." APP-11 (connections), APP-12
+// (qubits): NOT_FOUND. APP-17: a taken port is the transport's error. Unbind
+// frees the port for another session.
 TEST(App, APP_10_BindUnbindAndIdsOfNobody) {
   Harness h(WithApp());
   QNET_OPEN_APP(h, app);
@@ -184,7 +195,7 @@ TEST(App, APP_10_BindUnbindAndIdsOfNobody) {
   ASSERT_TRUE(app.Send(BindReq(3, 0)));  // APP-7
   r = app.ReplyTo(3);
   ASSERT_TRUE(r);
-  EXPECT_NE(r->reply().code(), kOk) << "port 0 bound";
+  EXPECT_EQ(r->reply().code(), kInvalidArgument) << "port 0: " << r->reply().message();
   AppRequest unbind = Req(4);
   unbind.mutable_unbind()->set_socket(socket);
   ASSERT_TRUE(other.Send(unbind));  // not that session's socket
@@ -223,8 +234,9 @@ TEST(App, APP_10_BindUnbindAndIdsOfNobody) {
   QNET_STOP_AND_TRACE(h, trace);
 }
 
-// APP-13 "When an app's connection to the socket ends, its sockets MUST be
-// unbound": a second session binds the port of a session that hung up.
+// APP-13 "When the session ends (the app closes the socket [...]) the node
+// MUST release every qubit the session still owns and unbind its sockets":
+// a second session binds the port of a session that hung up.
 TEST(App, APP_13_SessionEndUnbindsItsSockets) {
   Harness h(WithApp());
   QNET_START(h);
@@ -250,9 +262,10 @@ TEST(App, APP_13_SessionEndUnbindsItsSockets) {
   QNET_STOP_AND_TRACE(h, trace);
 }
 
-// APP-14 (Connect: Reply.connection, then Connected or Closed) with the
-// transport's TRN-H2: the remote node has no socket at the port and refuses,
-// so the app hears Closed{REFUSED} for its connection.
+// APP-14 "[...] A Connect whose connection never comes up ends with `Closed`
+// carrying the Connect's request_id and the reason (REFUSED, UNREACHABLE,
+// ...)." The remote node ("peer", played by the harness) has no socket at the
+// port and answers the transport Connect with Refuse (specs/transport.md).
 TEST(App, APP_14_ConnectToAPortWithoutListenerIsClosedRefused) {
   Harness h(WithApp());
   QNET_OPEN_APP(h, app);
@@ -291,6 +304,7 @@ TEST(App, APP_14_ConnectToAPortWithoutListenerIsClosedRefused) {
   auto closed = app.Await(AppEvent::kClosed);
   ASSERT_TRUE(closed) << "no Closed event after the peer refused";
   EXPECT_EQ(closed->closed().connection(), connection);
+  EXPECT_EQ(closed->request_id(), 2u) << "Closed does not echo the Connect's request_id";
   EXPECT_EQ(closed->closed().reason(), app::v1::CLOSE_REASON_REFUSED);
   QNET_STOP_AND_TRACE(h, trace);
 }
