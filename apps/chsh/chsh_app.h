@@ -64,6 +64,8 @@ class ChshApp {
   const absl::Status& status() const { return status_; }
   const ChshResult& result() const { return result_; }
   std::string ResultJson() const;
+  // Records from the peer that did not parse (ignored).
+  uint64_t malformed_records() const { return malformed_records_; }
 
  private:
   struct Side {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <numbers>
 
+#include "apps/lib/requests.h"
 #include "apps/testing/fake_network.h"
 #include "gtest/gtest.h"
 
@@ -84,6 +85,37 @@ TEST(ChshAppTest, APP_P3_ResultJsonHasSAndStderr) {
   EXPECT_NE(json.find("\"S\": 2.8"), std::string::npos) << json;
   EXPECT_NE(json.find("\"stderr\": "), std::string::npos) << json;
   EXPECT_NE(json.find("\"n_11\": "), std::string::npos) << json;
+}
+
+}  // namespace
+}  // namespace qnet::apps
+
+namespace qnet::apps {
+namespace {
+
+// APP-H5: a record that does not parse is ignored and counted.
+TEST(ChshAppTest, APP_H5_MalformedRecordsAreIgnoredAndCounted) {
+  testing::FakeNetwork network(1.0, 1);
+  // A hand-driven b: binds port 9 and, once connected, sends junk to a.
+  AppClient* b = network.Client("b");
+  uint64_t connection = 0;
+  b->SetHandlers({.on_event = [&](const app::v1::AppEvent& e) {
+    if (e.has_connected()) connection = e.connected().connection();
+  }});
+  b->Send(BindRequest(9));
+  network.Run();
+  Rng ra(1);
+  ChshApp a(network.Client("a"), &ra, ChshOptions{ChshOptions::Role::kA, 8, "b", 9, 5, 0, 1});
+  a.Start();
+  network.Run();
+  ASSERT_NE(connection, 0u);
+  for (const char* junk : {"C 1 2 0", "C 1 0", "nonsense", "C 1 0 7"}) {
+    b->Send(SendRequest(connection, junk));
+  }
+  network.Run();
+  EXPECT_EQ(a.malformed_records(), 4u);
+  EXPECT_EQ(a.result().pairs, 0u);
+  EXPECT_FALSE(a.done());
 }
 
 }  // namespace

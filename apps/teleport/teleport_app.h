@@ -68,6 +68,8 @@ class TeleportApp {
   const TeleportResult& result() const { return result_; }
   // The result file's JSON object (APP-P3).
   std::string ResultJson() const;
+  // Records from the peer that did not parse (ignored).
+  uint64_t malformed_records() const { return malformed_records_; }
 
   // The six states: index -> (basis, outcome of the prepared eigenstate).
   static physical::v1::Basis StateBasis(uint32_t state);

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "apps/lib/requests.h"
 #include "apps/testing/fake_network.h"
 #include "gtest/gtest.h"
 
@@ -105,6 +106,41 @@ TEST(TeleportAppTest, APP_P3_ResultJsonHasFidelityAndStderr) {
   EXPECT_NE(json.find("\"fidelity\": 1"), std::string::npos) << json;
   EXPECT_NE(json.find("\"stderr\": 0"), std::string::npos) << json;
   EXPECT_NE(json.find("\"ok\": true"), std::string::npos) << json;
+}
+
+}  // namespace
+}  // namespace qnet::apps
+
+namespace qnet::apps {
+namespace {
+
+// APP-T7: a record that does not parse is ignored and counted.
+TEST(TeleportAppTest, APP_T7_MalformedRecordsAreIgnoredAndCounted) {
+  testing::FakeNetwork network(1.0, 1);
+  Rng rr(2);
+  TeleportApp receiver(network.Client("b"), &rr,
+                       TeleportOptions{TeleportOptions::Role::kReceiver, 9, "", 0, 5, 0.0, 1});
+  receiver.Start();
+  network.Run();
+  // A hand-driven peer: bind, connect, send junk.
+  AppClient* peer = network.Client("a");
+  uint64_t socket = 0, connection = 0;
+  peer->SetHandlers({.on_event = [&](const app::v1::AppEvent& e) {
+    if (e.has_reply() && e.reply().socket()) socket = e.reply().socket();
+    if (e.has_connected()) connection = e.connected().connection();
+  }});
+  peer->Send(BindRequest(8));
+  network.Run();
+  peer->Send(ConnectRequest(socket, "b", 9, app::v1::Qos()));
+  network.Run();
+  ASSERT_NE(connection, 0u);
+  for (const char* junk : {"T 1 9 0 0", "hello", "T x 1 0 0", "T 1 1 2 0"}) {
+    peer->Send(SendRequest(connection, junk));
+  }
+  network.Run();
+  EXPECT_EQ(receiver.malformed_records(), 4u);
+  EXPECT_EQ(receiver.result().pairs, 0u);
+  EXPECT_FALSE(receiver.done());
 }
 
 }  // namespace
