@@ -212,6 +212,11 @@ void FakeLink::Herald(uint32_t slot_a, uint32_t slot_b) {
     ok.set_remote_node(NodeOf(1 - s));
     ok.set_slot(s == 0 ? slot_a : slot_b);
     ok.set_link(config_.name);
+    if (expire && s != expire_ok_side_) {  // never delivered here: the slot goes back
+      quantum_->Free({NodeOf(s), ok.slot()});
+      (void)ends_[s].pool->Return(ok.slot());
+      continue;
+    }
     ends_[s].held.insert(ok.slot());
     ends_[s].ok(ok);
   }
@@ -367,13 +372,14 @@ void CircuitWorld::Carry(const std::string& from, const std::string& to,
   });
 }
 
-void CircuitWorld::CutLink(const std::string& name) {
+void CircuitWorld::CutLink(const std::string& name, bool report) {
   FakeLink& l = *links_.at(name);
   l.Cut();
   const std::string& a = l.config().a;
   const std::string& b = l.config().b;
   cut_.insert({a, b});
   cut_.insert({b, a});
+  if (!report) return;
   nodes_.at(a)->layer->OnNeighbourDown(b);
   nodes_.at(b)->layer->OnNeighbourDown(a);
 }

@@ -136,8 +136,13 @@ class FakeLink {
     fail_code_ = code;
     fail_count_ = count;
   }
-  // The next `count` pairs are reported EXPIRED at both ends right after their OKs.
-  void ExpireNextPairs(int count) { expire_count_ = count; }
+  // The next `count` pairs reach only end `ok_side` with an OK and are then
+  // reported EXPIRED at both ends (what LINK-14 makes of a pair one end could
+  // not deliver).
+  void ExpireNextPairs(int count, int ok_side) {
+    expire_count_ = count;
+    expire_ok_side_ = ok_side;
+  }
   // Cut: queued CREATEs are dropped, nothing is heralded any more.
   void Cut();
   bool cut() const { return cut_; }
@@ -183,6 +188,7 @@ class FakeLink {
   link::v1::ErrorCode fail_code_ = link::v1::ERROR_CODE_UNSPECIFIED;
   int fail_count_ = 0;
   int expire_count_ = 0;
+  int expire_ok_side_ = 0;
   std::vector<HeraldRecord> heralds_;
   uint64_t violations_ = 0;
 };
@@ -290,7 +296,9 @@ class CircuitWorld {
   bool RunUntil(const std::function<bool()>& done, absl::Duration limit);
   // Cuts a link: its fake stops, frames over it are lost, and both ends'
   // compositions report the neighbour down.
-  void CutLink(const std::string& name);
+  // With report false the compositions say nothing: the routers notice by
+  // missing hellos.
+  void CutLink(const std::string& name, bool report = true);
   // Frames for which this returns true are lost in flight.
   std::function<bool(const std::string& from, const std::string& to, const v1::NetworkFrame&)>
       drop_filter;
