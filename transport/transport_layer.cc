@@ -340,6 +340,17 @@ void TransportLayer::OnDatagram(const std::string& source, const std::string& pa
   const bool from_peer = c != nullptr && c->peer_node == source &&
                          (c->peer_connection == m.src_connection() ||
                           (c->state == State::kConnecting && (m.has_accept() || m.has_refuse())));
+  if (c != nullptr && c->state == State::kClosed && c->peer_connection == 0 &&
+      c->peer_node == source && m.has_accept() && m.src_connection() != 0) {
+    // TRN-S6: closed while connecting; the responder accepted meanwhile.
+    c->peer_connection = m.src_connection();
+    v1::Segment s;
+    s.mutable_close()->set_reason(v1::CLOSE_REASON_CLOSED);
+    s.mutable_close()->set_detail("closed while connecting");
+    c->stream->Enqueue(std::move(s));
+    c->stream->Start();
+    return;
+  }
   if (!from_peer) {
     Drop(results::v1::DROP_REASON_UNEXPECTED_FRAME,
          absl::StrCat("message for unknown connection ", m.dst_connection(), " from ", source));

@@ -367,5 +367,41 @@ TEST_F(TransportTest, TRN_P3_CircuitForUnknownConnectionRefused) {
   EXPECT_EQ(b_->stats().drops, 2u);
 }
 
+// TRN-S6: Close before the Accept arrives; the responder's end closes too.
+TEST_F(TransportTest, TRN_S6_CloseWhileConnectingClosesTheResponder) {
+  const ConnectionId c = Connect(Qos{});
+  ASSERT_TRUE(a_->Close(c).ok());
+  ASSERT_EQ(ra_->closed.size(), 1u);
+  EXPECT_EQ(ra_->closed[0].reason, CloseReason::kLocal);
+  RunFor(0.1);
+  ASSERT_EQ(rb_->connected.size(), 1u);
+  ASSERT_EQ(rb_->closed.size(), 1u);
+  EXPECT_EQ(rb_->closed[0].reason, CloseReason::kPeer);
+  EXPECT_TRUE(net_->circuits().empty());
+  EXPECT_EQ(a_->stats().drops + b_->stats().drops, 0u);
+}
+
+// TRN-P2: two connections between the same sockets share memory but number
+// their pairs independently, each the same at both ends.
+TEST_F(TransportTest, TRN_P2_TwoConnectionsNumberIndependently) {
+  const ConnectionId c1 = Connect(Qos{});
+  const ConnectionId c2 = Connect(Qos{});
+  RunFor(0.5);
+  ASSERT_EQ(rb_->connected.size(), 2u);
+  std::map<ConnectionId, ConnectionId> peer_of;  // responder id -> initiator id
+  for (const ConnectionInfo& info : rb_->connected) {
+    peer_of[info.connection] = info.connection == rb_->connected[0].connection ? c1 : c2;
+  }
+  std::map<ConnectionId, std::vector<uint64_t>> at_a, at_b;
+  for (const Pair& p : ra_->pairs) at_a[p.connection].push_back(p.pair_id);
+  for (const Pair& p : rb_->pairs) at_b[peer_of[p.connection]].push_back(p.pair_id);
+  for (ConnectionId c : {c1, c2}) {
+    ASSERT_GT(at_b[c].size(), 100u);
+    EXPECT_EQ(at_a[c], Range(1, at_a[c].size()));
+    EXPECT_EQ(at_b[c], Range(1, at_b[c].size()));
+    EXPECT_LE(at_a[c].size() - at_b[c].size(), 1u);
+  }
+}
+
 }  // namespace
 }  // namespace qnet::transport
