@@ -139,14 +139,14 @@ class LinkStateRouter::Impl {
       l.up = true;  // NET-R-4
       l.dead_timer->ArmAt(now + DeadInterval());
     }
-    OriginateOwnAdvert();  // NET-R-10
+    OriginateOwnAdvert();  // NET-R-4, NET-R-10
     OnHelloTimer();
     refresh_timer_->ArmAt(now + options_.refresh_interval);
   }
 
   void OnHello(const std::string& from, const v1::NetHello& hello) {
     auto it = link_index_.find(hello.link());
-    if (it == link_index_.end() || links_[it->second].local.neighbour != from) {
+    if (it == link_index_.end() || links_[it->second].local.neighbour != from) {  // NET-R-8
       ++stats_.hellos_dropped;
       tracer_->Drop(DROP_REASON_UNKNOWN_LINK,
                     absl::StrCat("NetHello from ", from, " names link '", hello.link(),
@@ -161,13 +161,13 @@ class LinkStateRouter::Impl {
   }
 
   void OnAdvert(const std::string& from, const v1::LinkStateAdvert& advert) {
-    if (!neighbours_.contains(from)) {
+    if (!neighbours_.contains(from)) {  // NET-R-19
       ++stats_.adverts_malformed;
       tracer_->Drop(DROP_REASON_UNEXPECTED_FRAME,
                     absl::StrCat("LinkStateAdvert from ", from, ", not a neighbour of ", node_));
       return;
     }
-    if (std::string why = Validate(advert); !why.empty()) {  // NET-R-15
+    if (std::string why = Validate(advert); !why.empty()) {  // NET-R-16
       ++stats_.adverts_malformed;
       tracer_->Drop(
           DROP_REASON_MALFORMED_FRAME,
@@ -175,7 +175,7 @@ class LinkStateRouter::Impl {
       return;
     }
     if (advert.origin() == node_) {
-      // An advert of ours from before a restart: continue above its sequence (NET-R-14).
+      // An advert of ours from before a restart: continue above its sequence (NET-R-15).
       if (advert.sequence() > own_sequence_) {
         own_sequence_ = advert.sequence();
         OriginateOwnAdvert();
@@ -188,7 +188,7 @@ class LinkStateRouter::Impl {
     auto it = lsdb_.find(advert.origin());
     if (it != lsdb_.end() && advert.sequence() <= it->second.sequence()) {
       ++stats_.adverts_stale;  // NET-R-13
-      // A strictly older copy: the sender missed the newer one; hand it back.
+      // A strictly older copy: the sender missed the newer one; hand it back (NET-R-14).
       if (advert.sequence() < it->second.sequence()) SendAdvert(from, it->second);
       return;
     }
@@ -225,7 +225,7 @@ class LinkStateRouter::Impl {
     Recompute();
     auto it = routes_.find(destination);
     if (it == routes_.end()) return std::nullopt;
-    return it->second.route.path[1];
+    return it->second.route.path[1];  // NET-R-31
   }
 
   const v1::LinkStateAdvert* AdvertOf(const std::string& origin) const {
@@ -262,7 +262,7 @@ class LinkStateRouter::Impl {
     if (output_.on_link_change) output_.on_link_change(l.local.link, up);  // NET-R-6
     OriginateOwnAdvert();                                                  // NET-R-10
     if (up) {
-      // Database exchange with the returning neighbour: whatever it missed.
+      // Database exchange with the returning neighbour: whatever it missed (NET-R-7).
       for (const auto& [origin, advert] : lsdb_) {
         if (origin != node_) SendAdvert(l.local.neighbour, advert);
       }
@@ -325,7 +325,7 @@ class LinkStateRouter::Impl {
     if (output_.send) output_.send(neighbour, f);
   }
 
-  // Empty if well formed, else why not (NET-R-15..17).
+  // Empty if well formed, else why not (NET-R-16..18).
   std::string Validate(const v1::LinkStateAdvert& a) const {
     if (a.origin().empty()) return "empty origin";
     if (a.sequence() == 0) return "sequence 0";
@@ -361,7 +361,8 @@ class LinkStateRouter::Impl {
     if (!notify_timer_->armed()) notify_timer_->ArmAt(runtime_->Now());
   }
 
-  // Dijkstra from this node over two-way links (NET-R-20..29); at most once per change.
+  // Dijkstra from this node over two-way links (NET-R-20..29); at most once per change
+  // (NET-R-23).
   void Recompute() const {
     if (!dirty_) return;
     dirty_ = false;

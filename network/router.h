@@ -62,7 +62,7 @@ struct RouterStats {
 double ExpectedMaxPairTime(const std::vector<double>& pair_times_s);
 
 // Cost of one link under a metric; +infinity when the link is unusable
-// (NET-R-24..27).
+// (NET-R-25..27).
 double LinkCost(RoutingMetric metric, double pair_time_s, double fidelity);
 
 class LinkStateRouter {

@@ -227,7 +227,7 @@ RouterOptions Options(RoutingMetric metric) {
   return o;
 }
 
-// NET-R-20, NET-R-22, NET-R-28: a 100-node chain converges; every node's route
+// NET-R-22, NET-R-23, NET-R-28..31: a 100-node chain converges; every node's route
 // is the chain segment; queries do not rerun Dijkstra.
 TEST(RouterConvergence, NET_R_22_Chain100) {
   RouterNet net(Chain(100), Options(RoutingMetric::kHops));
@@ -285,8 +285,8 @@ TEST(RouterConvergence, NET_R_22_Grid4x4PairTimeAndFidelity) {
   }
 }
 
-// NET-R-24..26: each metric picks a different path between a and z.
-TEST(RouterMetric, NET_R_24_25_26_EachMetricItsPath) {
+// NET-R-25..27: each metric picks a different path between a and z.
+TEST(RouterMetric, NET_R_25_26_27_EachMetricItsPath) {
   std::vector<LinkDef> links = {
       {"az", "a", "z", 10.0, 0.99},                                // 1 hop, slow
       {"ab", "a", "b", 0.1, 0.8},   {"bz", "b", "z", 0.1, 0.8},    // fast, poor
@@ -338,7 +338,7 @@ TEST(RouterMetric, NET_R_27_FidelityQuarterUnusable) {
   EXPECT_TRUE(net.router("b").RouteTo("c").has_value());
 }
 
-// NET-R-2, NET-R-5, NET-R-6, NET-R-7, NET-R-20: a cut link goes down at both
+// NET-R-2, NET-R-5, NET-R-6, NET-R-20, NET-R-22: a cut link goes down at both
 // ends within the dead interval, every route avoids it, and it comes back when
 // hellos resume.
 TEST(RouterLiveness, NET_R_2_CutLinkDownWithinDeadIntervalAndBack) {
@@ -494,25 +494,77 @@ class SoloRouter : public ::testing::Test {
   std::unique_ptr<LinkStateRouter> router;
 };
 
-// NET-R-15..17: malformed adverts are dropped, traced, counted, not stored and
+// NET-R-4, NET-R-6, NET-R-9, NET-R-10: at Start the links are up and the first
+// hellos and advert go out; a link change re-originates the advert with the next
+// sequence, flooded over up links only.
+TEST(RouterFlooding, NET_R_4_9_10_OwnAdvert) {
+  sim::Simulator sim;
+  CountingTracer tracer;
+  std::vector<std::pair<std::string, v1::NetworkFrame>> sent;
+  std::vector<std::pair<std::string, bool>> changes;
+  LinkStateRouter::Output out;
+  out.send = [&](const std::string& to, const v1::NetworkFrame& f) { sent.push_back({to, f}); };
+  out.on_link_change = [&](const std::string& link, bool up) { changes.push_back({link, up}); };
+  RouterOptions options = Options(RoutingMetric::kPairTime);
+  options.memory_time_s = 0.5;
+  options.memories = 4;
+  LinkStateRouter router("a", {{"ab", "b", 0.01, 0.9}, {"ac", "c", 0.02, 0.8}}, &sim, &tracer, out,
+                         options);
+  router.Start();
+  EXPECT_TRUE(router.LinkUp("ab"));
+  EXPECT_TRUE(router.LinkUp("ac"));
+  std::map<std::string, int> hellos, adverts;
+  for (const auto& [to, f] : sent) (f.has_hello() ? hellos : adverts)[to]++;
+  EXPECT_EQ(hellos, (std::map<std::string, int>{{"b", 1}, {"c", 1}}));
+  EXPECT_EQ(adverts, (std::map<std::string, int>{{"b", 1}, {"c", 1}}));
+  const v1::LinkStateAdvert* own = router.AdvertOf("a");
+  ASSERT_NE(own, nullptr);
+  EXPECT_EQ(own->origin(), "a");
+  EXPECT_EQ(own->sequence(), 1u);
+  EXPECT_EQ(own->memory_time_s(), 0.5);
+  EXPECT_EQ(own->memories(), 4u);
+  ASSERT_EQ(own->links_size(), 2);
+  EXPECT_EQ(own->links(1).link(), "ac");
+  EXPECT_EQ(own->links(1).neighbour(), "c");
+  EXPECT_EQ(own->links(1).pair_time_s(), 0.02);
+  EXPECT_EQ(own->links(1).fidelity(), 0.8);
+  sent.clear();
+  router.SetLinkDown("ac");
+  EXPECT_EQ(changes, (std::vector<std::pair<std::string, bool>>{{"ac", false}}));
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].first, "b");
+  EXPECT_EQ(sent[0].second.advert().sequence(), 2u);
+  ASSERT_EQ(sent[0].second.advert().links_size(), 1);
+  EXPECT_EQ(sent[0].second.advert().links(0).link(), "ab");
+  router.SetLinkDown("ac");  // already down: nothing new
+  EXPECT_EQ(changes.size(), 1u);
+  EXPECT_EQ(router.AdvertOf("a")->sequence(), 2u);
+  EXPECT_TRUE(tracer.drops.empty());
+}
+
+// NET-R-16..19: malformed adverts are dropped, traced, counted, not stored and
 // not flooded.
-TEST_F(SoloRouter, NET_R_15_16_17_MalformedAdvertsDropped) {
+TEST_F(SoloRouter, NET_R_16_17_18_19_MalformedAdvertsDropped) {
   const LinkDef ab{"ab", "a", "b", 0.01, 0.9}, bd{"bd", "b", "d", 0.01, 0.9};
   std::vector<v1::LinkStateAdvert> bad;
-  bad.push_back(Advert("", 1, {bd}));  // NET-R-15
+  bad.push_back(Advert("", 1, {bd}));   // NET-R-16
+  bad.push_back(Advert("b", 0, {ab}));  // NET-R-16: sequences start at 1
   auto nan = Advert("b", 1, {ab, bd});
-  nan.mutable_links(1)->set_pair_time_s(std::nan(""));  // NET-R-16
+  nan.mutable_links(1)->set_pair_time_s(std::nan(""));  // NET-R-17
   bad.push_back(nan);
   auto inf = Advert("b", 1, {ab, bd});
   inf.mutable_links(1)->set_pair_time_s(kInf);
   bad.push_back(inf);
+  auto neg = Advert("b", 1, {ab, bd});
+  neg.mutable_links(1)->set_pair_time_s(-0.01);
+  bad.push_back(neg);
   auto fid = Advert("b", 1, {ab, bd});
   fid.mutable_links(1)->set_fidelity(1.5);
   bad.push_back(fid);
   auto mem = Advert("b", 1, {ab});
   mem.set_memory_time_s(-1);
   bad.push_back(mem);
-  bad.push_back(Advert("b", 1, {{"xb", "a", "b"}}));  // names a but a has no link xb (NET-R-17)
+  bad.push_back(Advert("b", 1, {{"xb", "a", "b"}}));  // names a but a has no link xb (NET-R-18)
   bad.push_back(Advert("d", 1, {{"ab", "a", "d"}}));  // a's link ab joins a to b, not d
   bad.push_back(Advert("b", 1, {{"ab", "b", "e"}}));  // a's link ab, but not towards a
   bad.push_back(Advert("b", 1, {{"bd", "b", "b"}}));  // a link to itself
@@ -523,7 +575,7 @@ TEST_F(SoloRouter, NET_R_15_16_17_MalformedAdvertsDropped) {
   EXPECT_EQ(router->AdvertOf("b"), nullptr);
   EXPECT_EQ(router->AdvertOf("d"), nullptr);
   EXPECT_EQ(AdvertsSent(), 0);
-  // From a node that is no neighbour.
+  // From a node that is no neighbour (NET-R-19).
   router->OnAdvert("z", Advert("b", 1, {ab}));
   EXPECT_EQ(tracer.Count(results::v1::DROP_REASON_UNEXPECTED_FRAME), 1u);
   EXPECT_EQ(router->AdvertOf("b"), nullptr);
@@ -534,9 +586,9 @@ TEST_F(SoloRouter, NET_R_15_16_17_MalformedAdvertsDropped) {
   EXPECT_EQ(sent.back().first, "c");
 }
 
-// NET-R-12, NET-R-13: newer replaces and is flooded; equal or older is ignored
+// NET-R-12..14: newer replaces and is flooded; equal or older is ignored
 // (counted, not traced); a strictly older copy gets the newer one back.
-TEST_F(SoloRouter, NET_R_13_StaleAdvertsIgnored) {
+TEST_F(SoloRouter, NET_R_13_14_StaleAdvertsIgnored) {
   const LinkDef ab{"ab", "a", "b", 0.01, 0.9}, bd{"bd", "b", "d", 0.01, 0.9};
   router->OnAdvert("b", Advert("b", 5, {ab, bd}));
   EXPECT_EQ(router->stats().adverts_accepted, 1u);
@@ -556,9 +608,9 @@ TEST_F(SoloRouter, NET_R_13_StaleAdvertsIgnored) {
   EXPECT_EQ(sent.back().first, "b");  // flooded to b, not back to c
 }
 
-// NET-R-14: an advert of this node newer than its own (from before a restart)
+// NET-R-15: an advert of this node newer than its own (from before a restart)
 // makes it continue above that sequence.
-TEST_F(SoloRouter, NET_R_14_OwnOldAdvertRaisesSequence) {
+TEST_F(SoloRouter, NET_R_15_OwnOldAdvertRaisesSequence) {
   const uint64_t own = router->AdvertOf("a")->sequence();
   router->OnAdvert("b", Advert("a", own + 100, {}));
   EXPECT_EQ(router->AdvertOf("a")->sequence(), own + 101);
@@ -569,6 +621,7 @@ TEST_F(SoloRouter, NET_R_14_OwnOldAdvertRaisesSequence) {
 // NET-R-20, NET-R-21: a link counts only when both ends advertise it.
 TEST_F(SoloRouter, NET_R_20_21_TwoWayCheck) {
   const LinkDef ab{"ab", "a", "b", 0.01, 0.9}, bd{"bd", "b", "d", 0.03, 0.9};
+  EXPECT_FALSE(router->RouteTo("a").has_value());  // NET-R-31: none to itself
   EXPECT_FALSE(router->RouteTo("b").has_value());  // b has not advertised ab yet
   router->OnAdvert("b", Advert("b", 1, {ab, bd}));
   ASSERT_TRUE(router->RouteTo("b").has_value());
