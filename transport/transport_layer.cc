@@ -499,6 +499,14 @@ void TransportLayer::OpenCircuitFor(Connection& c) {
   absl::StatusOr<network::CircuitKey> key =
       network_ ? network_->OpenCircuit(request) : absl::UnavailableError("no network layer");
   if (!key.ok()) {
+    // TRN-F3: refusals that a retry cannot change (the network layer's
+    // NOTIME, MALFORMED, REFUSED, DUPLICATE) end the connection at once.
+    const absl::StatusCode code = key.status().code();
+    if (code == absl::StatusCode::kFailedPrecondition ||
+        code == absl::StatusCode::kInvalidArgument || code == absl::StatusCode::kPermissionDenied ||
+        code == absl::StatusCode::kAlreadyExists) {
+      c.failed_opens = std::max(c.failed_opens, options_.max_reroutes);
+    }
     CircuitFailed(c, std::string(key.status().message()));
     return;
   }

@@ -178,6 +178,21 @@ TEST_F(TransportTest, TRN_F3_UnreachableWhenNoCircuitComesUp) {
   EXPECT_EQ(rb_->closed[0].reason, CloseReason::kUnreachable);
 }
 
+// TRN-F3: an OpenCircuit refusal a retry cannot change (NOTIME:
+// FAILED_PRECONDITION) ends the connection at once, without reroutes.
+TEST_F(TransportTest, TRN_F3_InfeasibleCircuitIsUnreachableAtOnce) {
+  net_->RefuseOpens(1000, absl::StatusCode::kFailedPrecondition);
+  Qos qos;
+  qos.min_fidelity = 0.99;
+  Connect(qos);
+  RunFor(0.01);  // handshake 2 ms, no backoff
+  ASSERT_EQ(ra_->closed.size(), 1u);
+  EXPECT_EQ(ra_->closed[0].reason, CloseReason::kUnreachable);
+  RunFor(0.01);
+  ASSERT_EQ(rb_->closed.size(), 1u);
+  EXPECT_EQ(rb_->closed[0].reason, CloseReason::kUnreachable);
+}
+
 // TRN-H2: no socket at the remote port -> kRefused, nothing left open.
 TEST_F(TransportTest, TRN_H2_RefusedWithoutSocket) {
   ASSERT_TRUE(a_->Connect(sa_, "b", 99, Qos{}).ok());

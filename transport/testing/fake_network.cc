@@ -190,7 +190,7 @@ absl::StatusOr<network::CircuitKey> FakeNetwork::Open(const std::string& head,
                                                       const network::CircuitRequest& r) {
   if (refuse_opens_ > 0) {
     --refuse_opens_;
-    return absl::UnavailableError("NO_ROUTE: refused by the fake");
+    return absl::Status(refuse_code_, "refused by the fake");
   }
   if (!nodes_.contains(r.remote_node)) return absl::NotFoundError("NO_ROUTE");
   Circuit c;

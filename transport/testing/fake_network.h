@@ -99,7 +99,11 @@ class FakeNetwork {
   void set_drop(std::function<bool(const std::string&, const std::string&, const std::string&)> f) {
     drop_ = std::move(f);
   }
-  void RefuseOpens(int count) { refuse_opens_ = count; }
+  // The next `count` OpenCircuit calls fail at once with `code`.
+  void RefuseOpens(int count, absl::StatusCode code = absl::StatusCode::kUnavailable) {
+    refuse_opens_ = count;
+    refuse_code_ = code;
+  }
   // The tail does not get these seqs (of every circuit); the head hears OnPairExpired.
   void NackSeqs(std::set<uint64_t> seqs) { nack_ = std::move(seqs); }
   // Every live circuit goes down at both ends now with `code`.
@@ -140,6 +144,7 @@ class FakeNetwork {
   double loss_ = 0;
   std::function<bool(const std::string&, const std::string&, const std::string&)> drop_;
   int refuse_opens_ = 0;
+  absl::StatusCode refuse_code_ = absl::StatusCode::kUnavailable;
   std::set<uint64_t> nack_;
   Stats stats_;
 };
