@@ -95,7 +95,10 @@ void CheckMesh(const std::string& name, const std::string& xml, const MeshGen& m
       ASSERT_FALSE(cs.back()->completed_ns.empty());
       EXPECT_GT(cs.back()->completed_ns.front(), static_cast<int64_t>(kCut * 1e9));
       EXPECT_GT(cs.back()->head_seqs.size(), 10u) << "keeps delivering after the cut";
-      EXPECT_GE(s->path_size(), 2) << "the summary records the later path";
+      ASSERT_GE(s->circuits_size(), 2) << "the summary records the later circuit";
+      EXPECT_EQ(std::vector<std::string>(s->circuits(s->circuits_size() - 1).path().begin(),
+                                         s->circuits(s->circuits_size() - 1).path().end()),
+                cs.back()->path);
     } else if (!hit) {
       EXPECT_EQ(s->reroutes(), 0u) << "untouched by the cut";
       EXPECT_EQ(cs.size(), 1u);
