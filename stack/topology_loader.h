@@ -1,7 +1,7 @@
 // Reads a topology file (specs/topology.md) into the Topology model. Every
 // error names the file, line and attribute: "topo.xml:12: <link name=\"l1\">:
 // attribute 'length-km': expected a number >= 0, got 'ten'".
-// Implements TOPO-1..TOPO-13 (validation): unknown elements and attributes,
+// Implements TOPO-1..TOPO-13 and TOPO-30..TOPO-36 (validation): unknown elements and attributes,
 // missing required attributes, numbers and ranges, names and references, link
 // and request shape, scheme-specific attributes are all refused; all errors
 // of a file are returned together, in file order, one per line, as

@@ -1,6 +1,7 @@
 // RenderReport: summary.json as a table for humans.
 #include <algorithm>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -55,6 +56,66 @@ std::string Qber(const char* basis, uint64_t errors, uint64_t n) {
                          errors, n);
 }
 
+// RES-33: one row per connection, then its circuits and counts.
+std::string Connections(const v1::Summary& s) {
+  if (s.connections().empty()) return "";
+  std::vector<std::vector<std::string>> rows = {{"connection", "path", "pairs", "rate Hz", "F true",
+                                                 "F est", "latency ms", "gap ms", "swaps",
+                                                 "expiries", "reroutes", "one end"}};
+  std::string notes;
+  for (const v1::ConnectionSummary& c : s.connections()) {
+    rows.push_back({
+        c.name(),
+        c.path().empty() ? absl::StrCat(c.from(), " > ", c.to(), " (no circuit)")
+                         : absl::StrJoin(c.path(), " > "),
+        absl::StrCat(c.pairs()),
+        c.pairs() >= 2 ? absl::StrFormat("%.2f +- %.2f", c.rate_hz(), c.rate_hz_stderr())
+                       : absl::StrFormat("%.2f", c.rate_hz()),
+        c.fidelity_samples() >= 2
+            ? absl::StrFormat("%.4f +- %.4f", c.true_fidelity_mean(), c.true_fidelity_stderr())
+        : c.fidelity_samples() == 1 ? absl::StrFormat("%.4f", c.true_fidelity_mean())
+                                    : "-",
+        c.pairs() > 0 ? absl::StrFormat("%.4f", c.estimated_fidelity_mean()) : "-",
+        c.pairs() > 0 ? absl::StrFormat("%.2f", c.latency_s_mean() * 1e3) : "-",
+        c.pairs() >= 2 ? absl::StrFormat("%.2f", c.mean_time_between_deliveries_s() * 1e3) : "-",
+        absl::StrCat(c.swaps()),
+        absl::StrCat(c.expiries()),
+        absl::StrCat(c.reroutes()),
+        absl::StrCat(c.pairs_one_end()),
+    });
+    for (int i = 1; i < c.circuits_size(); ++i) {
+      absl::StrAppend(&notes, c.name(), ": rerouted at ",
+                      absl::StrFormat("%.6f", c.circuits(i).up_s()), " s over ",
+                      absl::StrJoin(c.circuits(i).path(), " > "), "\n");
+    }
+    if (c.discards_size() > 0)
+      absl::StrAppend(&notes, c.name(), ": discards ", Counts(c.discards()), "\n");
+    if (c.pairs_in_flight() > 0) {
+      absl::StrAppend(&notes, c.name(), ": ", c.pairs_in_flight(),
+                      " pair(s) still on their way to the tail at the end\n");
+    }
+  }
+  std::string out =
+      Table(rows, {false, false, true, true, true, true, true, true, true, true, true, true});
+  if (!notes.empty()) absl::StrAppend(&out, notes);
+  return out;
+}
+
+// RES-33: one row per app with its status and results.
+std::string Apps(const v1::Summary& s) {
+  if (s.apps().empty()) return "";
+  std::vector<std::vector<std::string>> rows = {{"app", "kind", "ends", "status", "results"}};
+  for (const v1::AppSummary& a : s.apps()) {
+    std::vector<std::string> parts;
+    for (const v1::NamedValue& r : a.results())
+      parts.push_back(absl::StrFormat("%s %g", r.name(), r.value()));
+    if (!a.error().empty()) parts.push_back(a.error());
+    rows.push_back({a.name(), a.kind(), absl::StrCat(a.node(), " - ", a.peer()), a.status(),
+                    absl::StrJoin(parts, ", ")});
+  }
+  return Table(rows, {false, false, false, false, false});
+}
+
 }  // namespace
 
 std::string RenderReport(const v1::Summary& s) {
@@ -85,6 +146,11 @@ std::string RenderReport(const v1::Summary& s) {
   }
   if (s.links().empty()) rows.push_back({"(no links)"});
   out += Table(rows, {false, false, false, true, true, true, true, true, true, true, true});
+
+  const std::string connections = Connections(s);
+  if (!connections.empty()) absl::StrAppend(&out, "\n", connections);
+  const std::string apps = Apps(s);
+  if (!apps.empty()) absl::StrAppend(&out, "\n", apps);
 
   std::string notes;
   for (const v1::LinkSummary& l : s.links()) {

@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "emulator/results/connections.h"
+#include "emulator/results/stats.h"
 #include "google/protobuf/util/json_util.h"
 #include "stack/heralding_model.h"
 #include "stack/json_lines.h"
@@ -24,27 +26,6 @@ namespace {
 
 namespace lv1 = ::qnet::link::v1;
 namespace pv1 = ::qnet::physical::v1;
-
-// Running mean and sample standard deviation (Welford), in insertion order.
-class Stats {
- public:
-  void Add(double x) {
-    ++n_;
-    const double d = x - mean_;
-    mean_ += d / static_cast<double>(n_);
-    m2_ += d * (x - mean_);
-  }
-  uint64_t n() const { return n_; }
-  double mean() const { return n_ > 0 ? mean_ : 0.0; }
-  double sd() const { return n_ > 1 ? std::sqrt(m2_ / static_cast<double>(n_ - 1)) : 0.0; }
-  // Standard error of the mean; 0 with fewer than two samples.
-  double stderr_mean() const { return n_ > 1 ? sd() / std::sqrt(static_cast<double>(n_)) : 0.0; }
-
- private:
-  uint64_t n_ = 0;
-  double mean_ = 0;
-  double m2_ = 0;
-};
 
 // One end's OK of a pair.
 struct OkSeen {
@@ -124,7 +105,8 @@ void AddCounts(const std::map<std::string, uint64_t>& counts,
 
 class Summarizer {
  public:
-  Summarizer(const Topology& topology, const std::string& backend) : topology_(topology) {
+  Summarizer(const Topology& topology, const std::string& backend)
+      : topology_(topology), connections_(topology) {
     summary_.set_backend(backend);
     summary_.set_seed(topology.seed);
     summary_.set_emulated_s(topology.duration_s);
@@ -161,6 +143,7 @@ class Summarizer {
   void FinishLink(LinkState& s, v1::LinkSummary* out);
 
   const Topology& topology_;
+  ConnectionSummarizer connections_;
   v1::Summary summary_;
   int64_t end_ns_ = 0;
   std::map<std::string, LinkState> links_;
@@ -261,6 +244,9 @@ void Summarizer::Record(const std::string& file_node, const v1::TraceRecord& r) 
       break;
     }
     case v1::TraceRecord::EVENT_NOT_SET:
+      break;
+    default:  // network records and pair_truth (RES-20..RES-30)
+      connections_.Record(node, r);
       break;
   }
 }
@@ -433,6 +419,7 @@ v1::Summary Summarizer::Finish() {
   AddCounts(drops_, summary_.mutable_drops());
   summary_.set_malformed_trace_lines(total_malformed_);
   summary_.set_unattributed_records(unattributed_);
+  connections_.Finish(&summary_);
   return std::move(summary_);
 }
 
@@ -453,7 +440,9 @@ absl::StatusOr<v1::Summary> Summarize(const Topology& topology, const std::strin
     summarizer.ReadFile(absl::StrCat(out_dir, "/", file), file, node);
   }
   summarizer.ReadFile(out_dir + "/qworld.jsonl", "qworld.jsonl", "qworld");
-  return summarizer.Finish();
+  v1::Summary summary = summarizer.Finish();
+  SummarizeApps(topology, out_dir, &summary);
+  return summary;
 }
 
 std::string SummaryJson(const v1::Summary& summary) {

@@ -24,8 +24,10 @@
 namespace qnet::results {
 
 // Reads OUT_DIR/nodes/<node>.jsonl for every node of `topology` and
-// OUT_DIR/qworld.jsonl. `backend` is copied into the summary. Fails only when
-// OUT_DIR is not a readable directory.
+// OUT_DIR/qworld.jsonl, and OUT_DIR/apps/<name>.json for every <app>
+// (connections and apps: RES-20..RES-32, emulator/results/connections.h).
+// `backend` is copied into the summary. Fails only when OUT_DIR is not a
+// readable directory.
 absl::StatusOr<v1::Summary> Summarize(const Topology& topology, const std::string& out_dir,
                                       const std::string& backend);
 
@@ -39,8 +41,9 @@ absl::Status WriteSummary(const v1::Summary& summary, const std::string& path);
 // Parses a summary.json (unknown fields ignored).
 absl::StatusOr<v1::Summary> ReadSummary(const std::string& path);
 
-// A human-readable report (RES-18): one table row per link, then QBER, errors,
-// discards, drops and warnings. Ends with a newline.
+// A human-readable report (RES-18, RES-33): one table row per link, then the
+// connections and apps tables, QBER, errors, discards, drops and warnings.
+// Ends with a newline.
 std::string RenderReport(const v1::Summary& summary);
 
 }  // namespace qnet::results
