@@ -3,9 +3,12 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <set>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "emulator/backend/in_process_apps.h"
 #include "emulator/node/node.h"
 #include "emulator/world/world.h"
 #include "stack/json_lines.h"
@@ -97,7 +100,55 @@ class Run : public world::World::Output {
                                             root.Fork("node/" + spec.name));
     }
     for (auto& [name, n] : nodes_) n.physical->Hello();
-    return absl::OkStatus();
+    // Failure events: qworld's core applies them itself (PHYS-L3); the
+    // channels and the nodes learn them at the event's time (Execute).
+    apps_ = std::make_unique<InProcessApps>(
+        topology_, &sim_, root.Fork("apps"),
+        [this](const std::string& node) -> transport::TransportService* {
+          auto it = nodes_.find(node);
+          return it == nodes_.end() ? nullptr : it->second.node->transport();
+        },
+        [this](const std::string& node) -> Tracer* {
+          auto it = nodes_.find(node);
+          return it == nodes_.end() ? nullptr : it->second.tracer.get();
+        });
+    return apps_->Init();
+  }
+
+  ~Run() override {
+    apps_.reset();  // app sessions unbind their sockets from the nodes' transports
+  }
+
+  void Report(SimReport* report) const {
+    for (const ConnectionSpec& c : topology_.connections) {
+      if (const node::ConnectionCounts* n = nodes_.at(c.from).node->connection_counts(c.name))
+        report->initiator[c.name] = *n;
+      if (const node::ConnectionCounts* n = nodes_.at(c.to).node->connection_counts(c.name))
+        report->responder[c.name] = *n;
+    }
+    for (const AppSpec& a : topology_.apps) report->apps[a.name] = apps_->ResultJson(a.name);
+    report->frames_cut = frames_cut_;
+  }
+
+  // The links an event cuts: its link, or every link of its node.
+  std::vector<std::string> LinksOf(const EventSpec& e) const {
+    std::vector<std::string> links;
+    for (const LinkSpec& l : topology_.links) {
+      if (e.kind == EventKind::kCutLink ? l.name == e.target : (l.a == e.target || l.b == e.target))
+        links.push_back(l.name);
+    }
+    return links;
+  }
+
+  void CutLinks(const EventSpec& e) {
+    for (const std::string& name : LinksOf(e)) {
+      if (!cut_.insert(name).second) continue;
+      const LinkSpec* link = topology_.FindLink(name);
+      for (const std::string& end : {link->a, link->b}) {
+        auto it = nodes_.find(end);
+        if (it != nodes_.end()) it->second.node->OnLinkDown(name);
+      }
+    }
   }
 
   void Deliver(const std::string& node, WorldToNode message, Time at) override {
@@ -130,6 +181,13 @@ class Run : public world::World::Output {
 
   absl::Status Execute(const std::function<void(const SimProgress&)>& progress) {
     for (auto& [name, n] : nodes_) n.node->Start();
+    std::vector<std::unique_ptr<Timer>> event_timers;
+    for (const EventSpec& e : topology_.events) {
+      auto timer = sim_.CreateTimer([this, &e] { CutLinks(e); });
+      timer->ArmAt(Time::FromSeconds(e.at_s));
+      event_timers.push_back(std::move(timer));
+    }
+    apps_->Start();
     const Time end = Time::FromSeconds(topology_.duration_s);
     constexpr int kSteps = 20;
     for (int i = 1; i <= kSteps; ++i) {
@@ -145,7 +203,7 @@ class Run : public world::World::Output {
     for (auto& [name, n] : nodes_) n.node->Stop();
     for (auto& [name, n] : nodes_) n.tracer->Flush();
     qworld_trace_->Flush();
-    return absl::OkStatus();
+    return apps_->WriteResults(out_dir_);
   }
 
  private:
@@ -153,9 +211,23 @@ class Run : public world::World::Output {
     const LinkSpec* link = topology_.LinkBetween(from, to);
     auto it = nodes_.find(to);
     if (link == nullptr || it == nodes_.end()) return;
+    // A cut link's classical channel loses every frame sent or arriving
+    // after the cut (counted at the sender or the receiver).
+    if (cut_.contains(link->name)) return DropCut(from, to, *link);
     node::Node* target = it->second.node.get();
     const Time at = sim_.Now() + SecondsToDuration(link->delay_s());
-    sim_.Schedule(at, [target, from, frame] { target->OnFrame(from, frame); });
+    sim_.Schedule(at, [this, target, from, to, link, frame] {
+      if (cut_.contains(link->name)) return DropCut(to, from, *link);
+      target->OnFrame(from, frame);
+    });
+  }
+
+  void DropCut(const std::string& at, const std::string& other, const LinkSpec& link) {
+    ++frames_cut_;
+    nodes_[at].tracer->Drop(
+        results::v1::DROP_REASON_NO_CONSUMER,
+        absl::StrCat("frame between ", at, " and ", other, " lost: link ", link.name, " is cut"),
+        link.name);
   }
 
   struct SimNode {
@@ -170,15 +242,21 @@ class Run : public world::World::Output {
   std::unique_ptr<JsonLinesTracer> qworld_trace_;
   std::unique_ptr<world::World> world_;
   std::map<std::string, SimNode> nodes_;  // ordered: deterministic iteration
+  std::set<std::string> cut_;             // links cut by events so far
+  uint64_t frames_cut_ = 0;
+  std::unique_ptr<InProcessApps> apps_;  // declared last: destroyed first
 };
 
 }  // namespace
 
 absl::Status RunSimulation(const Topology& topology, const std::string& out_dir,
-                           const std::function<void(const SimProgress&)>& progress) {
+                           const std::function<void(const SimProgress&)>& progress,
+                           SimReport* report) {
   Run run(topology, out_dir);
   if (absl::Status s = run.Init(); !s.ok()) return s;
-  return run.Execute(progress);
+  absl::Status status = run.Execute(progress);
+  if (report != nullptr) run.Report(report);
+  return status;
 }
 
 }  // namespace qnet::backend

@@ -7,9 +7,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 
 #include "absl/status/status.h"
+#include "emulator/node/connection_workload.h"
 #include "stack/topology.h"
 
 namespace qnet::backend {
@@ -20,10 +22,27 @@ struct SimProgress {
   uint64_t events = 0;
 };
 
-// Runs `topology` (its seed and duration) writing traces under `out_dir`.
-// `progress`, if set, is called about every 5 % of the emulated duration.
+// What the run's workloads saw, for tests and the launcher (the traces and
+// summary.json hold the rest).
+struct SimReport {
+  // Per <connection> name: the counts at its initiator and its responder.
+  std::map<std::string, node::ConnectionCounts> initiator, responder;
+  // Per <app> name: the reporting side's result JSON (also in OUT/apps/).
+  std::map<std::string, std::string> apps;
+  uint64_t frames_cut = 0;  // classical frames lost on cut links
+};
+
+// Runs `topology` (its seed and duration) writing traces under `out_dir`, and
+// OUT/apps/NAME.json for every <app> (in-process apps, in_process_apps.h).
+// Failure events (<event>) cut a link's classical channel from their time on
+// (frames dropped and counted at the node that sent or would have received
+// them) and tell both ends' nodes (Node::OnLinkDown); qworld's core cuts the
+// fibre itself (PHYS-L3). A failed node's links are all cut.
+// `progress`, if set, is called about every 5 % of the emulated duration;
+// `report`, if set, is filled at the end.
 absl::Status RunSimulation(const Topology& topology, const std::string& out_dir,
-                           const std::function<void(const SimProgress&)>& progress = nullptr);
+                           const std::function<void(const SimProgress&)>& progress = nullptr,
+                           SimReport* report = nullptr);
 
 }  // namespace qnet::backend
 

@@ -1,5 +1,6 @@
 #include "emulator/node/connection_workload.h"
 
+#include <cmath>
 #include <set>
 #include <utility>
 
@@ -55,7 +56,11 @@ transport::Qos QosOf(const ConnectionSpec& spec) {
       break;
   }
   qos.window = spec.window == 0 ? 1 : spec.window;
-  if (spec.cutoff_s > 0) qos.cutoff = SecondsToDuration(spec.cutoff_s);
+  if (std::isinf(spec.cutoff_s)) {
+    qos.cutoff = absl::InfiniteDuration();  // `inf`: no cutoff
+  } else if (spec.cutoff_s > 0) {
+    qos.cutoff = SecondsToDuration(spec.cutoff_s);
+  }
   return qos;
 }
 
@@ -211,9 +216,12 @@ void ConnectionWorkload::OnPair(const transport::Pair& pair) {
   holds_[key] = std::move(timer);
 }
 
-void ConnectionWorkload::OnPairExpired(transport::ConnectionId connection, uint64_t,
+void ConnectionWorkload::OnPairExpired(transport::ConnectionId connection, uint64_t pair_id,
                                        const std::string&) {
-  if (End* end = EndOf(connection)) ++end->counts.expired;
+  if (End* end = EndOf(connection)) {
+    ++end->counts.expired;
+    end->counts.expired_ids.push_back(pair_id);
+  }
 }
 
 void ConnectionWorkload::OnData(transport::ConnectionId, const std::string&) {}

@@ -53,7 +53,8 @@ struct ConnectionCounts {
   uint64_t expired = 0;
   std::optional<transport::CloseReason> closed;
   std::string close_detail;
-  std::vector<uint64_t> pair_ids;  // in delivery order
+  std::vector<uint64_t> pair_ids;     // in delivery order
+  std::vector<uint64_t> expired_ids;  // in report order
 };
 
 class ConnectionWorkload : public transport::SocketListener {

@@ -1,14 +1,20 @@
 #include "emulator/node/node.h"
 
 #include <map>
+#include <set>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "emulator/node/connection_workload.h"
+#include "emulator/node/link_metrics.h"
 #include "google/protobuf/util/time_util.h"
 #include "link/create_check.h"
 #include "link/egp.h"
 #include "link/memory_pool.h"
+#include "network/network_layer.h"
+#include "transport/transport_layer.h"
 
 namespace qnet::node {
 
@@ -31,6 +37,29 @@ link::v1::BasisChoice ToBasisChoice(BasisSet b) {
   }
   return link::v1::BASIS_CHOICE_XZ;
 }
+
+// (link, origin, create id): a CREATE network-wide.
+using CreateKey = std::tuple<std::string, std::string, uint64_t>;
+
+// The link service the network layer uses on one link: the Egp, recording the
+// create ids it issued so that ERRs (which carry no purpose id) find their way
+// back to it.
+class NetworkLinkService : public link::LinkService {
+ public:
+  NetworkLinkService(std::string node, link::Egp* egp, std::set<CreateKey>* issued)
+      : node_(std::move(node)), egp_(egp), issued_(issued) {}
+  absl::StatusOr<uint64_t> Create(const link::v1::Create& create) override {
+    absl::StatusOr<uint64_t> id = egp_->Create(create);
+    if (id.ok()) issued_->insert({egp_->link_name(), node_, *id});
+    return id;
+  }
+  void Release(uint32_t slot) override { egp_->Release(slot); }
+
+ private:
+  std::string node_;
+  link::Egp* egp_;
+  std::set<CreateKey>* issued_;
+};
 
 }  // namespace
 
@@ -57,8 +86,47 @@ class Node::Impl : public link::LinkListener {
                                              memory_.get(), std::move(send), this, env_.tracer,
                                              rng_.Fork("egp/" + spec.name), LinkOptions());
       by_neighbour_[neighbour] = egp.get();
-      links_[spec.name] = LinkEnd{neighbour, std::move(egp)};
+      auto service = std::make_unique<NetworkLinkService>(name_, egp.get(), &network_creates_);
+      links_[spec.name] = LinkEnd{neighbour, std::move(egp), std::move(service)};
     }
+    for (const RequestSpec& r : topology_.requests)
+      if (r.to == name_) request_origins_.insert(r.from);
+
+    // Transport first (the network layer takes it as its listener), then the
+    // network layer over the link ends, then the transport's network.
+    transport_ = std::make_unique<transport::TransportLayer>(
+        name_, env_.runtime, nullptr, env_.physical, memory_.get(), env_.tracer,
+        rng_.Fork("transport"), transport::TransportOptions());
+    std::vector<network::NetworkLink> net_links;
+    for (const LinkSpec& spec : topology_.links) {
+      if (spec.a != name_ && spec.b != name_) continue;
+      network::NetworkLink nl;
+      nl.local = LinkMetricsFor(spec, name_);
+      nl.service = links_[spec.name].service.get();
+      net_links.push_back(std::move(nl));
+    }
+    network::NetworkOptions net_options;
+    net_options.router = RouterOptionsFor(topology_, name_);
+    auto net_send = [this](const std::string& neighbour, const network::v1::NetworkFrame& nf) {
+      wire::v1::Frame frame;
+      frame.set_version(1);
+      frame.set_from_node(name_);
+      *frame.mutable_network() = nf;
+      env_.send(neighbour, frame);
+    };
+    network_ = std::make_unique<network::NetworkLayer>(
+        name_, std::move(net_links), env_.runtime, env_.physical, memory_.get(),
+        std::move(net_send), transport_.get(), env_.tracer, rng_.Fork("network"), net_options);
+    transport_->set_network(network_.get());
+    workload_ = std::make_unique<ConnectionWorkload>(topology_, name_, env_.runtime,
+                                                     transport_.get(), env_.tracer);
+  }
+
+  ~Impl() override {
+    // The workload and transport hold pointers into the layers below.
+    workload_.reset();
+    network_.reset();
+    transport_.reset();
   }
 
   link::EgpOptions LinkOptions() const {
@@ -68,6 +136,8 @@ class Node::Impl : public link::LinkListener {
   }
 
   void Start() {
+    network_->Start();
+    workload_->Start();
     for (const RequestSpec& r : topology_.requests) {
       if (r.from != name_) continue;
       auto timer = env_.runtime->CreateTimer([this, &r] { Issue(r); });
@@ -79,6 +149,13 @@ class Node::Impl : public link::LinkListener {
   void Stop() {
     stopped_ = true;
     workload_timers_.clear();
+    workload_->Stop();
+  }
+
+  void OnLinkDown(const std::string& link) {
+    auto it = links_.find(link);
+    if (it == links_.end()) return;
+    network_->OnNeighbourDown(it->second.neighbour);
   }
 
   void Issue(const RequestSpec& r) {
@@ -121,6 +198,12 @@ class Node::Impl : public link::LinkListener {
 
   // LinkListener: the workload is the layer above the link layer here.
   void OnOk(const link::v1::Ok& ok) override {
+    if (network::IsNetworkPurpose(ok.purpose_id())) {
+      ++network_oks_;
+      network_creates_.insert({ok.link(), ok.pair().origin(), ok.create_id()});
+      network_->OnLinkOk(ok);
+      return;
+    }
     ++oks_;
     if (!ok.has_slot()) return;
     auto lit = links_.find(ok.link());
@@ -142,7 +225,14 @@ class Node::Impl : public link::LinkListener {
     holds_[key] = std::move(timer);
   }
 
-  void OnErr(const link::v1::Err&) override { ++errs_; }
+  void OnErr(const link::v1::Err& err) override {
+    const bool issued = network_creates_.contains({err.link(), err.origin(), err.create_id()});
+    if (issued || (err.origin() != name_ && !request_origins_.contains(err.origin()))) {
+      network_->OnLinkErr(err);
+      return;
+    }
+    ++errs_;
+  }
 
   // How long the consumer holds a kept pair: the hold-s of the request it
   // serves. The origin knows its request by create id; the partner by origin,
@@ -180,6 +270,9 @@ class Node::Impl : public link::LinkListener {
         it->second.egp->OnPeerFrame(frame.link());
         return;
       }
+      case wire::v1::Frame::kNetwork:
+        network_->OnFrame(neighbour, frame.network());
+        return;
       case wire::v1::Frame::kHello:
         return;  // the connection layer already used it; repeats are harmless
       case wire::v1::Frame::kError:
@@ -216,6 +309,7 @@ class Node::Impl : public link::LinkListener {
   struct LinkEnd {
     std::string neighbour;
     std::unique_ptr<link::Egp> egp;
+    std::unique_ptr<NetworkLinkService> service;
   };
 
   const Topology& topology_;
@@ -231,7 +325,13 @@ class Node::Impl : public link::LinkListener {
   std::map<uint64_t, std::unique_ptr<Timer>> holds_;
   uint64_t next_hold_ = 1;
   bool stopped_ = false;
-  uint64_t oks_ = 0, errs_ = 0, drops_ = 0;
+  uint64_t oks_ = 0, errs_ = 0, drops_ = 0, network_oks_ = 0;
+  // Network-layer CREATEs: issued here, or OK'd here as the partner.
+  std::set<CreateKey> network_creates_;
+  std::set<std::string> request_origins_;  // nodes with a <request> towards this one
+  std::unique_ptr<transport::TransportLayer> transport_;
+  std::unique_ptr<network::NetworkLayer> network_;
+  std::unique_ptr<ConnectionWorkload> workload_;
 };
 
 Node::Node(const Topology& topology, std::string name, Env env, Rng rng)
@@ -249,13 +349,28 @@ void Node::OnBadFrame(const std::string& neighbour, bool oversized, const std::s
 }
 void Node::OnHerald(const physical::v1::Herald& herald) { impl_->OnHerald(herald); }
 void Node::OnMeasureResult(const physical::v1::MeasureResult& result) {
+  if (transport::TransportLayer::OwnsRequestId(result.request_id())) {
+    return impl_->transport_->OnMeasureResult(result);
+  }
   impl_->Drop(DropReason::DROP_REASON_UNEXPECTED_FRAME,
               absl::StrCat("measure result ", result.request_id(), " nobody asked for"));
 }
 void Node::OnBellMeasureResult(const physical::v1::BellMeasureResult& result) {
+  if (network::NetworkLayer::OwnsRequestId(result.request_id())) {
+    return impl_->network_->OnBellMeasureResult(result);
+  }
+  if (transport::TransportLayer::OwnsRequestId(result.request_id())) {
+    return impl_->transport_->OnBellMeasureResult(result);
+  }
   impl_->Drop(DropReason::DROP_REASON_UNEXPECTED_FRAME,
               absl::StrCat("Bell measurement result ", result.request_id(), " nobody asked for"));
 }
+void Node::OnLinkDown(const std::string& link) { impl_->OnLinkDown(link); }
+transport::TransportService* Node::transport() { return impl_->transport_.get(); }
+const ConnectionCounts* Node::connection_counts(const std::string& name) const {
+  return impl_->workload_->counts(name);
+}
+const network::NetworkStats& Node::network_stats() const { return impl_->network_->stats(); }
 void Node::OnPhysicalError(const physical::v1::Error& error) {
   if (!error.link().empty()) {
     auto it = impl_->links_.find(error.link());

@@ -1,9 +1,27 @@
 // Node: the one place where a node's stack is composed (CONVENTIONS: wiring at
-// composition time). It builds one Egp per link end of this node, shares the
-// node's memory slots among them, routes neighbour frames and device
-// indications to the right layer instance, and drives the link-layer workload
-// of the topology file (<request> elements with from == this node). The qnode
-// daemon and the sim backend both build a Node; only its Env differs.
+// composition time). It builds one Egp per link end of this node, one
+// NetworkLayer and one TransportLayer, shares the node's memory slots among
+// them, routes neighbour frames and device indications to the right layer
+// instance, and drives the workloads of the topology file: <request> elements
+// (link layer, from == this node) and <connection> elements (transport, either
+// end). The qnode daemon and the sim backend both build a Node; only its Env
+// differs.
+//
+// Routing of inputs:
+//  - wire frames: body `link` -> the Egp of that link; body `network` ->
+//    NetworkLayer::OnFrame.
+//  - heralds -> the Egp of their link; physical errors naming a link -> that
+//    Egp.
+//  - BellMeasureResult: odd request ids -> network layer, even -> transport;
+//    MeasureResult -> transport.
+//  - link OK: purpose ids of network circuits (network::IsNetworkPurpose) ->
+//    network layer, others -> the <request> workload. ERR carries no purpose:
+//    it goes to the network layer when its (link, origin, create id) is one
+//    the network layer issued (origin) or saw an OK for (partner), or when its
+//    origin is another node that has no <request> towards this one; else to
+//    the workload.
+//  - OnLinkDown (a cut link or failed node, reported by the backend) ->
+//    NetworkLayer::OnNeighbourDown.
 #ifndef QNET_EMULATOR_NODE_NODE_H_
 #define QNET_EMULATOR_NODE_NODE_H_
 
@@ -18,8 +36,15 @@
 #include "stack/runtime.h"
 #include "stack/topology.h"
 #include "stack/trace.h"
+#include "transport/transport.h"
+
+namespace qnet::network {
+struct NetworkStats;
+}
 
 namespace qnet::node {
+
+struct ConnectionCounts;
 
 class Node : public PhysicalListener {
  public:
@@ -55,6 +80,18 @@ class Node : public PhysicalListener {
   void OnMeasureResult(const physical::v1::MeasureResult& result) override;
   void OnBellMeasureResult(const physical::v1::BellMeasureResult& result) override;
   void OnPhysicalError(const physical::v1::Error& error) override;
+
+  // The backend cut `link` (failure event): the network layer hears at once
+  // that the neighbour on it is gone.
+  void OnLinkDown(const std::string& link);
+
+  // The node's transport service (app server, in-process apps).
+  transport::TransportService* transport();
+
+  // Counts at this end of a <connection> of the topology (nullptr if this node
+  // is not one of its ends).
+  const ConnectionCounts* connection_counts(const std::string& name) const;
+  const network::NetworkStats& network_stats() const;
 
   // Counts for progress and tests.
   uint64_t oks() const;

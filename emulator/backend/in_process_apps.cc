@@ -1,0 +1,229 @@
+#include "emulator/backend/in_process_apps.h"
+
+#include <filesystem>
+#include <fstream>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "apps/chsh/chsh_app.h"
+#include "apps/teleport/teleport_app.h"
+#include "emulator/node/connection_workload.h"
+
+namespace qnet::backend {
+
+InProcessAppClient::InProcessAppClient(Runtime* runtime, transport::TransportService* transport,
+                                       Tracer* tracer)
+    : runtime_(runtime) {
+  timer_ = runtime_->CreateTimer([this] { Deliver(); });
+  session_ =
+      std::make_unique<qnode::AppSession>(transport, tracer, [this](app::v1::AppEvent event) {
+        pending_.push_back(std::move(event));
+        if (!timer_->armed()) timer_->ArmAt(runtime_->Now());
+      });
+}
+
+InProcessAppClient::~InProcessAppClient() {
+  session_.reset();  // unbinds its sockets while the client is still whole
+  timer_.reset();
+}
+
+void InProcessAppClient::SetHandlers(Handlers handlers) { handlers_ = std::move(handlers); }
+
+uint64_t InProcessAppClient::Send(app::v1::AppRequest request) {
+  request.set_version(1);
+  if (request.request_id() == 0) request.set_request_id(next_request_id_++);
+  const uint64_t id = request.request_id();
+  session_->Handle(request);
+  return id;
+}
+
+void InProcessAppClient::Deliver() {
+  // Only the events queued so far; those the handlers cause come next turn.
+  std::deque<app::v1::AppEvent> batch;
+  batch.swap(pending_);
+  for (const app::v1::AppEvent& event : batch) {
+    if (handlers_.on_event) handlers_.on_event(event);
+  }
+}
+
+namespace {
+
+template <typename AppT>
+class Side : public SimAppSide {
+ public:
+  template <typename Options>
+  Side(apps::AppClient* client, Rng* rng, Options options) : app_(client, rng, options) {}
+  void Start() override { app_.Start(); }
+  bool done() const override { return app_.done(); }
+  absl::Status status() const override { return app_.status(); }
+  std::string ResultJson() const override { return app_.ResultJson(); }
+
+ private:
+  AppT app_;
+};
+
+uint32_t ParamU32(const AppSpec& spec, const std::string& key, uint32_t fallback) {
+  for (const auto& [k, v] : spec.params) {
+    uint32_t value = 0;
+    if (k == key && absl::SimpleAtoi(v, &value)) return value;
+  }
+  return fallback;
+}
+
+}  // namespace
+
+InProcessApps::InProcessApps(
+    const Topology& topology, Runtime* runtime, const Rng& root,
+    std::function<transport::TransportService*(const std::string&)> transport_of,
+    std::function<Tracer*(const std::string&)> tracer_of)
+    : topology_(topology),
+      runtime_(runtime),
+      root_(root),
+      transport_of_(std::move(transport_of)),
+      tracer_of_(std::move(tracer_of)) {}
+
+InProcessApps::~InProcessApps() = default;
+
+absl::Status InProcessApps::Init() {
+  const node::AssignedPorts ports = node::AssignPorts(topology_);
+  for (size_t i = 0; i < topology_.apps.size(); ++i) {
+    const AppSpec& spec = topology_.apps[i];
+    transport::TransportService* at_node = transport_of_(spec.node);
+    transport::TransportService* at_peer = transport_of_(spec.peer);
+    if (at_node == nullptr || at_peer == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(topology_.source, ":", spec.line, ": app '", spec.name, "': unknown node"));
+    }
+    App app;
+    app.spec = &spec;
+    const uint32_t port = ports.apps[i];
+    const uint32_t own_port = kAppInitiatorPortBase + static_cast<uint32_t>(i);
+    const uint32_t window = ParamU32(spec, "window", 1);
+    app.initiator_client =
+        std::make_unique<InProcessAppClient>(runtime_, at_node, tracer_of_(spec.node));
+    app.responder_client =
+        std::make_unique<InProcessAppClient>(runtime_, at_peer, tracer_of_(spec.peer));
+    if (spec.kind == "teleport") {
+      app.initiator_role = "sender";
+      app.responder_role = "receiver";
+      app.initiator_reports = false;
+    } else if (spec.kind == "chsh") {
+      app.initiator_role = "a";
+      app.responder_role = "b";
+      app.initiator_reports = true;
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat(topology_.source, ":", spec.line, ": app '", spec.name, "': kind '",
+                       spec.kind, "' cannot run in the sim backend (teleport or chsh)"));
+    }
+    app.initiator_rng =
+        std::make_unique<Rng>(root_.Fork(absl::StrCat("app/", spec.name, "/", app.initiator_role)));
+    app.responder_rng =
+        std::make_unique<Rng>(root_.Fork(absl::StrCat("app/", spec.name, "/", app.responder_role)));
+    if (spec.kind == "teleport") {
+      apps::TeleportOptions o;
+      o.pairs = spec.pairs;
+      o.min_fidelity = spec.min_fidelity;
+      o.window = window;
+      o.role = apps::TeleportOptions::Role::kSender;
+      o.port = own_port;
+      o.peer = spec.peer;
+      o.peer_port = port;
+      app.initiator = std::make_unique<Side<apps::TeleportApp>>(app.initiator_client.get(),
+                                                                app.initiator_rng.get(), o);
+      o.role = apps::TeleportOptions::Role::kReceiver;
+      o.port = port;
+      o.peer = spec.node;
+      o.peer_port = own_port;
+      app.responder = std::make_unique<Side<apps::TeleportApp>>(app.responder_client.get(),
+                                                                app.responder_rng.get(), o);
+    } else {
+      apps::ChshOptions o;
+      o.pairs = spec.pairs;
+      o.min_fidelity = spec.min_fidelity;
+      o.window = window;
+      o.role = apps::ChshOptions::Role::kA;
+      o.port = own_port;
+      o.peer = spec.peer;
+      o.peer_port = port;
+      app.initiator = std::make_unique<Side<apps::ChshApp>>(app.initiator_client.get(),
+                                                            app.initiator_rng.get(), o);
+      o.role = apps::ChshOptions::Role::kB;
+      o.port = port;
+      o.peer = spec.node;
+      o.peer_port = own_port;
+      app.responder = std::make_unique<Side<apps::ChshApp>>(app.responder_client.get(),
+                                                            app.responder_rng.get(), o);
+    }
+    apps_.push_back(std::move(app));
+  }
+  return absl::OkStatus();
+}
+
+void InProcessApps::Start() {
+  for (App& app : apps_) {
+    App* a = &app;
+    // The responder binds first (same instant, earlier event), so the
+    // initiator's Connect finds the port.
+    app.start = runtime_->CreateTimer([a] {
+      a->responder->Start();
+      a->initiator->Start();
+    });
+    app.start->ArmAt(Time::FromSeconds(app.spec->start_s));
+  }
+}
+
+bool InProcessApps::all_done() const {
+  for (const App& app : apps_)
+    if (!app.initiator->done() || !app.responder->done()) return false;
+  return true;
+}
+
+namespace {
+
+std::string ResultOf(const SimAppSide& side, const AppSpec& spec, const std::string& role) {
+  if (side.done()) return side.ResultJson();
+  return absl::StrCat(R"({"app": ")", spec.kind, R"(", "role": ")", role,
+                      R"(", "ok": false, "error": "the run ended before the app finished"})");
+}
+
+}  // namespace
+
+std::string InProcessApps::ResultJson(const std::string& name) const {
+  for (const App& app : apps_) {
+    if (app.spec->name != name) continue;
+    return app.initiator_reports ? ResultOf(*app.initiator, *app.spec, app.initiator_role)
+                                 : ResultOf(*app.responder, *app.spec, app.responder_role);
+  }
+  return "";
+}
+
+absl::Status InProcessApps::WriteResults(const std::string& out_dir) const {
+  if (apps_.empty()) return absl::OkStatus();
+  const std::string dir = out_dir + "/apps";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
+  auto write = [](const std::string& path, const std::string& json) {
+    std::ofstream out(path, std::ios::trunc);
+    out << json << "\n";
+    out.close();
+    return out ? absl::OkStatus() : absl::InternalError(absl::StrCat("cannot write ", path));
+  };
+  for (const App& app : apps_) {
+    const std::string& name = app.spec->name;
+    const std::string init = ResultOf(*app.initiator, *app.spec, app.initiator_role);
+    const std::string resp = ResultOf(*app.responder, *app.spec, app.responder_role);
+    const std::string& main = app.initiator_reports ? init : resp;
+    const std::string& other = app.initiator_reports ? resp : init;
+    const std::string& other_role = app.initiator_reports ? app.responder_role : app.initiator_role;
+    if (absl::Status s = write(absl::StrCat(dir, "/", name, ".json"), main); !s.ok()) return s;
+    if (absl::Status s = write(absl::StrCat(dir, "/", name, ".", other_role, ".json"), other);
+        !s.ok())
+      return s;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace qnet::backend
