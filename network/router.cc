@@ -274,7 +274,7 @@ class LinkStateRouter::Impl {
       v1::NetworkFrame f;
       f.mutable_hello()->set_link(l.local.link);
       ++stats_.hellos_sent;
-      if (output_.send) output_.send(l.local.neighbour, f);
+      SendFrame(l.local.neighbour, f);
     }
     hello_timer_->ArmAt(runtime_->Now() + options_.hello_interval);
   }
@@ -318,11 +318,15 @@ class LinkStateRouter::Impl {
     }
   }
 
+  void SendFrame(const std::string& neighbour, const v1::NetworkFrame& frame) {
+    if (const auto& send_frame = output_.send) send_frame(neighbour, frame);
+  }
+
   void SendAdvert(const std::string& neighbour, const v1::LinkStateAdvert& advert) {
     v1::NetworkFrame f;
     *f.mutable_advert() = advert;
     ++stats_.adverts_sent;
-    if (output_.send) output_.send(neighbour, f);
+    SendFrame(neighbour, f);
   }
 
   // Empty if well formed, else why not (NET-R-16..18).
