@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -258,54 +259,120 @@ void ConnectionSummarizer::FinishConnection(int index, v1::ConnectionSummary* ou
   out->set_estimated_fidelity_mean(estimate.mean());
 }
 
+namespace {
+
+// One app result file, parsed (RES-31).
+struct AppFile {
+  std::string name;  // "apps/NAME.json" or "apps/NAME.SUFFIX.json"
+  std::string suffix;
+  bool readable = false;
+  std::string error;  // why it could not be read
+  google::protobuf::Struct object;
+};
+
+AppFile ReadAppFile(const std::string& dir, const std::string& file, const std::string& suffix) {
+  AppFile f;
+  f.name = absl::StrCat("apps/", file);
+  f.suffix = suffix;
+  std::ifstream in(absl::StrCat(dir, "/", file), std::ios::binary);
+  if (!in) {
+    f.error = absl::StrCat(f.name, ": cannot open");
+    return f;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  const auto status = google::protobuf::util::JsonStringToMessage(text.str(), &f.object);
+  if (!status.ok()) {
+    f.error = absl::StrCat(f.name, ": not a JSON object: ", std::string(status.message()));
+    return f;
+  }
+  f.readable = true;
+  return f;
+}
+
+}  // namespace
+
 void SummarizeApps(const Topology& topology, const std::string& out_dir, v1::Summary* summary) {
+  const std::string dir = out_dir + "/apps";
+  std::vector<std::string> listing;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
+    listing.push_back(entry.path().filename().string());
+  std::sort(listing.begin(), listing.end());
   for (const AppSpec& app : topology.apps) {
     v1::AppSummary* out = summary->add_apps();
     out->set_name(app.name);
     out->set_kind(app.kind);
     out->set_node(app.node);
     out->set_peer(app.peer);
-    const std::string path = absl::StrCat(out_dir, "/apps/", app.name, ".json");
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {  // RES-32
-      out->set_status("missing");
-      out->set_error(absl::StrCat("apps/", app.name, ".json: cannot open"));
-      continue;
+    // RES-31: NAME.json first, then NAME.SUFFIX.json (one per program of the
+    // pair, e.g. NAME.peer.json) in name order.
+    std::vector<AppFile> files = {ReadAppFile(dir, app.name + ".json", "")};
+    for (const std::string& file : listing) {
+      const std::string prefix = app.name + ".";
+      if (file.size() <= prefix.size() + 5 || file.compare(0, prefix.size(), prefix) != 0 ||
+          file.compare(file.size() - 5, 5, ".json") != 0)
+        continue;
+      const std::string suffix = file.substr(prefix.size(), file.size() - prefix.size() - 5);
+      const std::string stem = file.substr(0, file.size() - 5);
+      const bool other_app = std::any_of(topology.apps.begin(), topology.apps.end(),
+                                         [&](const AppSpec& a) { return a.name == stem; });
+      if (suffix.find('.') != std::string::npos || other_app) continue;
+      files.push_back(ReadAppFile(dir, file, suffix));
     }
-    std::stringstream text;
-    text << in.rdbuf();
-    google::protobuf::Struct object;
-    const auto status = google::protobuf::util::JsonStringToMessage(text.str(), &object);
-    if (!status.ok()) {
-      out->set_status("malformed");
-      out->set_error(absl::StrCat("apps/", app.name,
-                                  ".json: not a JSON object: ", std::string(status.message())));
+    if (!files.front().readable && files.size() == 1) {  // RES-32
+      out->set_status(files.front().error.find("cannot open") != std::string::npos ? "missing"
+                                                                                   : "malformed");
+      out->set_error(files.front().error);
       continue;
     }
     // RES-31: numbers (and booleans as 0/1) into results, strings into texts,
-    // both sorted by name; "status" is the app's own verdict. Nested values
-    // are not copied.
+    // both sorted by name; a field already taken by an earlier file is kept
+    // as SUFFIX.field. Nested values are not copied.
     std::map<std::string, double> results;
     std::map<std::string, std::string> texts;
-    for (const auto& [key, value] : object.fields()) {
-      switch (value.kind_case()) {
-        case google::protobuf::Value::kNumberValue:
-          results[key] = value.number_value();
-          break;
-        case google::protobuf::Value::kBoolValue:
-          results[key] = value.bool_value() ? 1.0 : 0.0;
-          break;
-        case google::protobuf::Value::kStringValue:
-          if (key == "status") {
-            out->set_status(value.string_value());
-          } else {
-            texts[key] = value.string_value();
-          }
-          break;
-        default:
-          break;
+    std::vector<std::string> errors;
+    std::string status;
+    bool any_ok = false, all_ok = true;
+    for (const AppFile& f : files) {
+      if (!f.readable) {
+        if (f.error.find("cannot open") == std::string::npos || f.suffix.empty())
+          errors.push_back(f.error);
+        continue;
+      }
+      auto key_of = [&](const std::string& key, bool taken) {
+        return taken && !f.suffix.empty() ? absl::StrCat(f.suffix, ".", key) : key;
+      };
+      for (const auto& [key, value] : f.object.fields()) {
+        switch (value.kind_case()) {
+          case google::protobuf::Value::kNumberValue:
+            results.try_emplace(key_of(key, results.contains(key)), value.number_value());
+            break;
+          case google::protobuf::Value::kBoolValue:
+            results.try_emplace(key_of(key, results.contains(key)), value.bool_value() ? 1.0 : 0.0);
+            if (key == "ok") {
+              any_ok = true;
+              all_ok = all_ok && value.bool_value();
+            }
+            break;
+          case google::protobuf::Value::kStringValue:
+            if (key == "status") {
+              if (status.empty()) status = value.string_value();
+            } else if (key == "error") {
+              if (!value.string_value().empty())
+                errors.push_back(absl::StrCat(f.name, ": ", value.string_value()));
+            } else {
+              texts.try_emplace(key_of(key, texts.contains(key)), value.string_value());
+            }
+            break;
+          default:
+            break;
+        }
       }
     }
+    // RES-32: "status" if a file gives one, else from "ok" (every file ok).
+    if (status.empty()) status = any_ok ? (all_ok ? "ok" : "failed") : "unknown";
+    out->set_status(status);
     for (const auto& [name, value] : results) {
       v1::NamedValue* r = out->add_results();
       r->set_name(name);
@@ -316,7 +383,9 @@ void SummarizeApps(const Topology& topology, const std::string& out_dir, v1::Sum
       r->set_name(name);
       r->set_text(text);
     }
-    if (out->status().empty()) out->set_status("unknown");
+    std::string error;
+    for (const std::string& e : errors) absl::StrAppend(&error, error.empty() ? "" : "; ", e);
+    out->set_error(error);
   }
 }
 

@@ -66,7 +66,8 @@ class ConnectionSummarizer {
   std::map<std::string, double> truth_;  // PairTruth by label (first record)
 };
 
-// Reads OUT_DIR/apps/<name>.json of every <app> (RES-31, RES-32) and appends
+// Reads OUT_DIR/apps/<name>.json and <name>.<suffix>.json of every <app>
+// (RES-31, RES-32: the two programs of the pair) and appends
 // one AppSummary per app, in topology order.
 void SummarizeApps(const Topology& topology, const std::string& out_dir, v1::Summary* summary);
 

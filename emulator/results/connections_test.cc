@@ -125,6 +125,7 @@ const char kRing[] = R"(<network name="ring" duration-s="1">
   <app name="t" kind="teleport" node="a" peer="c"/>
   <app name="gone" kind="chsh" node="c" peer="a"/>
   <app name="bad" kind="chsh" node="a" peer="b"/>
+  <app name="f" kind="chsh" node="b" peer="c"/>
 </network>)";
 
 // RES-20..RES-30: a connection served by a circuit that fails and a second
@@ -262,47 +263,57 @@ TEST(ConnectionSummaryTest, CircuitsOfTwinConnectionsAreToldApartByTime) {
   EXPECT_EQ(y.reroutes(), 0u);
 }
 
-// RES-31, RES-32: an app's result file lands in its AppSummary (numbers and
-// booleans in results, strings in texts, "status" as the status); a missing
-// file and one that is not a JSON object are reported, not fatal. RES-33: the
-// report shows the connections and apps tables.
+// RES-31, RES-32: the result files of an app's two programs (NAME.json and
+// NAME.peer.json, as APP-P3 writes them) merge into its AppSummary: numbers
+// and booleans in results, strings in texts, a field both files have kept
+// from the first and as peer.FIELD from the second; the status follows "ok";
+// a missing file, one that is not a JSON object and a failed app are
+// reported, not fatal. RES-33: the report shows the connections and apps.
 TEST(ConnectionSummaryTest, AppResultFilesAndTheReport) {
   const Topology topology = Load(kRing);
   Folder f("apps");
-  f.AppFile("t", R"({"status": "ok", "fidelity": 0.93, "fidelity_stderr": 0.01,
-                     "pairs": 100, "passed": true, "note": "fine", "nested": {"x": 1}})");
+  f.AppFile("t", R"({"app": "teleport", "role": "sender", "ok": true, "error": "",
+                     "pairs": 100, "expired": 2, "nested": {"x": 1}})");
+  f.AppFile("t.peer", R"({"app": "teleport", "role": "receiver", "ok": true, "error": "",
+                          "pairs": 100, "fidelity": 0.93, "stderr": 0.01})");
   f.AppFile("bad", "[1, 2");
+  f.AppFile("f", R"({"app": "chsh", "ok": false, "error": "node unreachable", "pairs": 0})");
   f.Circuit("a", 101 * kMs, "a/1", true, {"a", "b", "c"});
   f.Circuit("a", 500 * kMs, "a/2", true, {"a", "d", "c"});
   f.Close();
   absl::StatusOr<v1::Summary> s = Summarize(topology, f.dir(), "sim");
   ASSERT_TRUE(s.ok()) << s.status();
-  ASSERT_EQ(s->apps_size(), 3);
+  ASSERT_EQ(s->apps_size(), 4);
   const v1::AppSummary& t = s->apps(0);
   EXPECT_EQ(t.name(), "t");
   EXPECT_EQ(t.kind(), "teleport");
   EXPECT_EQ(t.node(), "a");
   EXPECT_EQ(t.peer(), "c");
   EXPECT_EQ(t.status(), "ok");
-  ASSERT_EQ(t.results_size(), 4);  // sorted by name
-  EXPECT_EQ(t.results(0).name(), "fidelity");
-  EXPECT_DOUBLE_EQ(t.results(0).value(), 0.93);
-  EXPECT_EQ(t.results(1).name(), "fidelity_stderr");
-  EXPECT_DOUBLE_EQ(t.results(1).value(), 0.01);
-  EXPECT_EQ(t.results(2).name(), "pairs");
-  EXPECT_DOUBLE_EQ(t.results(2).value(), 100);
-  EXPECT_EQ(t.results(3).name(), "passed");
-  EXPECT_DOUBLE_EQ(t.results(3).value(), 1);
-  ASSERT_EQ(t.texts_size(), 1);
-  EXPECT_EQ(t.texts(0).name(), "note");
-  EXPECT_EQ(t.texts(0).text(), "fine");
-  EXPECT_TRUE(t.error().empty());
+  std::vector<std::pair<std::string, double>> results;
+  for (const v1::NamedValue& r : t.results()) results.emplace_back(r.name(), r.value());
+  EXPECT_EQ(results, (std::vector<std::pair<std::string, double>>{{"expired", 2},
+                                                                  {"fidelity", 0.93},
+                                                                  {"ok", 1},
+                                                                  {"pairs", 100},
+                                                                  {"peer.ok", 1},
+                                                                  {"peer.pairs", 100},
+                                                                  {"stderr", 0.01}}));
+  std::vector<std::pair<std::string, std::string>> texts;
+  for (const v1::NamedText& r : t.texts()) texts.emplace_back(r.name(), r.text());
+  EXPECT_EQ(texts, (std::vector<std::pair<std::string, std::string>>{{"app", "teleport"},
+                                                                     {"peer.app", "teleport"},
+                                                                     {"peer.role", "receiver"},
+                                                                     {"role", "sender"}}));
+  EXPECT_EQ(t.error(), "");
   EXPECT_EQ(s->apps(1).name(), "gone");
   EXPECT_EQ(s->apps(1).status(), "missing");
-  EXPECT_THAT(s->apps(1).error(), HasSubstr("apps/gone.json"));
+  EXPECT_EQ(s->apps(1).error(), "apps/gone.json: cannot open");
   EXPECT_EQ(s->apps(2).status(), "malformed");
+  EXPECT_THAT(s->apps(2).error(), HasSubstr("apps/bad.json: not a JSON object"));
   EXPECT_EQ(s->apps(2).results_size(), 0);
-
+  EXPECT_EQ(s->apps(3).status(), "failed");
+  EXPECT_EQ(s->apps(3).error(), "apps/f.json: node unreachable");
   EXPECT_THAT(SummaryJson(*s), HasSubstr("\"mean_time_between_deliveries_s\""));
 
   const std::string report = RenderReport(*s);
@@ -312,6 +323,7 @@ TEST(ConnectionSummaryTest, AppResultFilesAndTheReport) {
   EXPECT_THAT(report, HasSubstr("c > a (no circuit)"));
   EXPECT_THAT(report, HasSubstr("fidelity 0.93"));
   EXPECT_THAT(report, HasSubstr("missing"));
+  EXPECT_THAT(report, HasSubstr("apps/f.json: node unreachable"));
 }
 
 }  // namespace
