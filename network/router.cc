@@ -193,9 +193,9 @@ class LinkStateRouter::Impl {
       return;
     }
     ++stats_.adverts_accepted;
-    lsdb_[advert.origin()] = advert;  // NET-R-12
+    const bool changed = Store(advert);  // NET-R-12
     Flood(advert, from);
-    RoutesMayHaveChanged();
+    if (changed) RoutesMayHaveChanged();
   }
 
   void SetLinkDown(const std::string& link) {
@@ -302,9 +302,19 @@ class LinkStateRouter::Impl {
     }
     a.set_memory_time_s(options_.memory_time_s);
     a.set_memories(options_.memories);
-    lsdb_[node_] = a;
+    const bool changed = Store(a);
     Flood(a, /*except=*/"");
-    RoutesMayHaveChanged();
+    if (changed) RoutesMayHaveChanged();
+  }
+
+  // Stores the newest advert of its origin; true if more than its sequence
+  // changed (a refresh changes no route, NET-R-23).
+  bool Store(const v1::LinkStateAdvert& advert) {
+    v1::LinkStateAdvert& stored = lsdb_[advert.origin()];
+    stored.set_sequence(advert.sequence());
+    const bool changed = stored.SerializeAsString() != advert.SerializeAsString();
+    stored = advert;
+    return changed;
   }
 
   // To every neighbour with an up link, once, except `except` (NET-R-12).

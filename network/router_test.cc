@@ -436,13 +436,15 @@ TEST(RouterLiveness, NET_R_23_RoutesChangedOnlyOnChange) {
   EXPECT_GT(before, 0);
   net.RunFor(absl::Seconds(5));  // hellos only, no advert (refresh is 10 s)
   EXPECT_EQ(net.node(Name(3)).routes_changed, before);
-  net.router(Name(0)).SetLinkDown("l" + Name(0));
-  net.RunFor(absl::Milliseconds(10));
+  net.RunFor(absl::Milliseconds(10));  // mid-interval: n0's next hello is 11 ms away
+  net.router(Name(1)).SetLinkDown("l" + Name(0));
+  net.RunFor(absl::Milliseconds(5));  // n1's advert reaches n3 after 2 ms
   EXPECT_EQ(net.node(Name(3)).routes_changed, before + 1);
+  EXPECT_FALSE(net.router(Name(3)).RouteTo(Name(0)).has_value());
 }
 
-// NET-R-11: the own advert is re-flooded every refresh interval with a new
-// sequence.
+// NET-R-11, NET-R-23: the own advert is re-flooded every refresh interval with a
+// new sequence, which changes no route.
 TEST(RouterFlooding, NET_R_11_PeriodicRefresh) {
   RouterOptions options = Options(RoutingMetric::kHops);
   options.refresh_interval = absl::Seconds(1);
@@ -450,8 +452,10 @@ TEST(RouterFlooding, NET_R_11_PeriodicRefresh) {
   net.Start();
   net.RunFor(absl::Milliseconds(500));
   const uint64_t seq = net.router(Name(2)).AdvertOf(Name(0))->sequence();
+  const int changed = net.node(Name(2)).routes_changed;
   net.RunFor(absl::Seconds(3));
   EXPECT_EQ(net.router(Name(2)).AdvertOf(Name(0))->sequence(), seq + 3);
+  EXPECT_EQ(net.node(Name(2)).routes_changed, changed);  // NET-R-23: same content
 }
 
 // One router driven directly: node "a" with links ab (to b) and ac (to c).
