@@ -83,6 +83,7 @@ absl::Status RunBackend(const RunOptions& options, const Topology& topology,
   ChildGroup::InstallInterruptHandlers();
   absl::StatusOr<DaemonPaths> daemons = FindDaemons(SelfDir());
   if (!daemons.ok()) return daemons.status();
+  if (absl::Status s = FindApps(topology, SelfDir(), &*daemons); !s.ok()) return s;
   DaemonSettings settings;
   settings.topology_path = out_dir + "/topology.xml";
   settings.out_dir = out_dir;

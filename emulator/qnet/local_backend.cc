@@ -6,10 +6,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -53,6 +57,29 @@ absl::StatusOr<std::string> FindDaemon(const std::string& name, const char* env_
 
 std::string FormatSeconds(double s) { return absl::StrFormat("%.9g", s); }
 
+// The node's port of the app's listening side, as node::AssignPorts gives it
+// (kept in step: explicit ports, then the first free from 1000 per node,
+// connections first, then apps, in file order).
+std::vector<uint32_t> AppPorts(const Topology& topology) {
+  std::map<std::string, std::set<uint32_t>> used;
+  for (const ConnectionSpec& c : topology.connections)
+    if (c.port != 0) used[c.to].insert(c.port);
+  for (const AppSpec& a : topology.apps)
+    if (a.port != 0) used[a.peer].insert(a.port);
+  auto assign = [&used](const std::string& node, uint32_t port) {
+    if (port != 0) return port;
+    std::set<uint32_t>& taken = used[node];
+    uint32_t p = 1000;
+    while (taken.contains(p)) ++p;
+    taken.insert(p);
+    return p;
+  };
+  for (const ConnectionSpec& c : topology.connections) assign(c.to, c.port);
+  std::vector<uint32_t> ports;
+  for (const AppSpec& a : topology.apps) ports.push_back(assign(a.peer, a.port));
+  return ports;
+}
+
 // Aborted: qworld failed or the launcher was interrupted; `ended` says how.
 absl::Status WaitForSocket(ChildGroup& group, const std::string& path, absl::Duration limit,
                            WaitResult* ended) {
@@ -92,6 +119,105 @@ absl::StatusOr<DaemonPaths> FindDaemons(const std::string& self_dir) {
   paths.qworld = *qworld;
   paths.qnode = *qnode;
   return paths;
+}
+
+absl::Status FindApps(const Topology& topology, const std::string& self_dir, DaemonPaths* daemons) {
+  for (const AppSpec& app : topology.apps) {
+    if (daemons->apps.contains(app.kind)) continue;
+    const std::string binary = "qnet-" + app.kind;
+    std::string env_var = "QNET_APP_" + app.kind;
+    for (char& ch : env_var) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    if (const char* env = std::getenv(env_var.c_str()); env != nullptr && *env != '\0') {
+      if (!IsExecutable(env)) {
+        return absl::NotFoundError(
+            absl::StrCat("$", env_var, " is set to '", env, "', which is not an executable file"));
+      }
+      daemons->apps[app.kind] = env;
+      continue;
+    }
+    std::vector<std::string> tried = {
+        absl::StrCat(self_dir, "/", binary),
+        absl::StrCat(self_dir, "/../../apps/", app.kind, "/", binary),
+    };
+    if (const char* path = std::getenv("PATH"); path != nullptr) {
+      for (absl::string_view dir : absl::StrSplit(path, ':', absl::SkipEmpty()))
+        tried.push_back(absl::StrCat(dir, "/", binary));
+    }
+    for (const std::string& candidate : tried) {
+      if (IsExecutable(candidate)) {
+        daemons->apps[app.kind] = fs::weakly_canonical(candidate).string();
+        break;
+      }
+    }
+    if (!daemons->apps.contains(app.kind)) {
+      return absl::NotFoundError(absl::StrCat(topology.source, ":", app.line, ": app kind '",
+                                              app.kind, "': cannot find ", binary,
+                                              " (looked next to qnet, in the build tree's apps/",
+                                              app.kind, ", on $PATH; set $", env_var, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string AppSocketPath(const std::string& out_dir, const std::string& node) {
+  std::string path = absl::StrCat(out_dir, "/nodes/", node, ".app.sock");
+  if (path.size() < sizeof(sockaddr_un{}.sun_path)) return path;
+  return absl::StrCat("/tmp/qnet-", getpid(), "-", node, ".app.sock");
+}
+
+std::vector<LocalApp> PlanApps(
+    const Topology& topology, const DaemonSettings& settings, const DaemonPaths& daemons,
+    const std::function<std::string(const std::string&)>& app_socket_of) {
+  std::vector<LocalApp> apps;
+  const std::vector<uint32_t> ports = AppPorts(topology);
+  const uint64_t seed = settings.seed.value_or(topology.seed);
+  for (size_t i = 0; i < topology.apps.size(); ++i) {
+    const AppSpec& spec = topology.apps[i];
+    const bool teleport = spec.kind == "teleport";
+    const std::string init_role = teleport ? "sender" : spec.kind == "chsh" ? "a" : "initiator";
+    const std::string resp_role = teleport ? "receiver" : spec.kind == "chsh" ? "b" : "responder";
+    const bool init_reports = !teleport;
+    const uint32_t own_port = 41000 + static_cast<uint32_t>(i);  // kAppInitiatorPortBase
+    auto it = daemons.apps.find(spec.kind);
+    const std::string binary = it == daemons.apps.end() ? "qnet-" + spec.kind : it->second;
+    for (bool initiator : {false, true}) {  // the responder first: it binds the port
+      LocalApp app;
+      app.app = spec.name;
+      app.kind = spec.kind;
+      app.role = initiator ? init_role : resp_role;
+      app.node = initiator ? spec.node : spec.peer;
+      app.name = absl::StrCat(spec.name, " ", app.role);
+      app.reports = initiator == init_reports;
+      app.start_s = spec.start_s;
+      app.log_path = absl::StrCat(settings.out_dir, "/logs/app-", spec.name, "-", app.role, ".log");
+      app.result_path =
+          app.reports ? absl::StrCat(settings.out_dir, "/apps/", spec.name, ".json")
+                      : absl::StrCat(settings.out_dir, "/apps/", spec.name, ".", app.role, ".json");
+      app.argv = {binary,
+                  "--app_socket",
+                  app_socket_of(app.node),
+                  "--role",
+                  app.role,
+                  "--port",
+                  absl::StrCat(initiator ? own_port : ports[i]),
+                  "--pairs",
+                  absl::StrCat(spec.pairs),
+                  "--min_fidelity",
+                  FormatSeconds(spec.min_fidelity),
+                  "--seed",
+                  absl::StrCat(seed + i + (initiator ? 0 : 1000)),
+                  "--result",
+                  app.result_path};
+      if (initiator) {
+        app.argv.insert(app.argv.end(),
+                        {"--peer", spec.peer, "--peer_port", absl::StrCat(ports[i])});
+      }
+      for (const auto& [name, value] : spec.params)
+        app.argv.push_back(absl::StrCat("--", name, "=", value));
+      apps.push_back(std::move(app));
+    }
+  }
+  return apps;
 }
 
 std::vector<std::string> CommonDaemonFlags(const DaemonSettings& settings) {
@@ -172,6 +298,7 @@ absl::StatusOr<LocalPlan> PlanLocal(const Topology& topology, const DaemonSettin
     if (!port.ok()) return port.status();
     node.port = *port;
     node.log_path = absl::StrCat(settings.out_dir, "/logs/", node.name, ".log");
+    node.app_socket = AppSocketPath(settings.out_dir, node.name);
     plan.nodes.push_back(std::move(node));
   }
   for (LocalNode& node : plan.nodes) {
@@ -193,8 +320,13 @@ absl::StatusOr<LocalPlan> PlanLocal(const Topology& topology, const DaemonSettin
         node.argv.push_back(absl::StrCat(neighbour, "=", other.address, ":", other.port));
       }
     }
+    node.argv.push_back("--app_socket");
+    node.argv.push_back(node.app_socket);
     for (std::string& flag : CommonDaemonFlags(settings)) node.argv.push_back(std::move(flag));
   }
+  plan.apps = PlanApps(topology, settings, daemons, [&settings](const std::string& node) {
+    return AppSocketPath(settings.out_dir, node);
+  });
   return plan;
 }
 
@@ -205,6 +337,23 @@ std::string LogHint(const std::string& log_path) {
   const std::string tail = TailOfFile(log_path, 5);
   if (!tail.empty()) absl::StrAppend(&hint, ", ending:\n", tail);
   return hint;
+}
+
+// An app that left no result file gets one saying why (the summary reads it).
+void WriteAppFailure(const LocalApp& app, const std::string& why) {
+  std::string escaped;
+  for (char ch : why) {
+    if (ch == '"' || ch == '\\') escaped.push_back('\\');
+    if (ch == '\n') {
+      escaped += "\\n";
+      continue;
+    }
+    if (static_cast<unsigned char>(ch) < 0x20) continue;
+    escaped.push_back(ch);
+  }
+  std::ofstream out(app.result_path, std::ios::trunc);
+  out << absl::StrCat(R"({"app": ")", app.kind, R"(", "role": ")", app.role,
+                      R"(", "ok": false, "error": ")", escaped, "\"}\n");
 }
 
 // Turns how Wait() ended into the launcher's error, after killing the group.
@@ -266,9 +415,19 @@ absl::Status RunLocal(const Topology& topology, const LocalPlan& plan, const std
     }
   }
 
+  // App programs: a group of their own, so that an app's failure is the app's
+  // result (in its result file) rather than the run's.
+  ChildGroup apps;
+  if (!plan.apps.empty()) fs::create_directories(out_dir + "/apps", ec);
+  for (const LocalApp& app : plan.apps) {
+    absl::Status s = apps.Spawn(ChildSpec{"app " + app.name, app.argv, app.log_path});
+    if (!s.ok()) WriteAppFailure(app, absl::StrCat("cannot start: ", s.message()));
+  }
+
   RunProgress progress(topology, out_dir);
   auto tick = [&] {
     if (printer != nullptr) printer->Print(progress.Poll());
+    if (apps.AnyRunning()) (void)apps.Wait(absl::Now());  // reap what has finished
   };
   WaitResult r = group.Wait(deadline, tick);
   if (printer != nullptr) {
@@ -276,7 +435,19 @@ absl::Status RunLocal(const Topology& topology, const LocalPlan& plan, const std
     printer->Finish();
   }
   absl::Status status = Finish(group, r, wall_timeout);
+  // The nodes are gone: apps still running lost their socket and finish on
+  // their own; give them a moment, then stop them.
+  if (apps.AnyRunning()) (void)apps.Wait(absl::Now() + absl::Seconds(3));
+  if (apps.AnyRunning()) apps.KillAll();
+  for (const ChildExit& exit : apps.exits()) {
+    for (const LocalApp& app : plan.apps) {
+      if ("app " + app.name != exit.name || fs::exists(app.result_path, ec)) continue;
+      WriteAppFailure(app, absl::StrCat(exit.name, " ", exit.Describe(), " without a result",
+                                        LogHint(app.log_path)));
+    }
+  }
   fs::remove(plan.socket_path, ec);
+  for (const LocalNode& node : plan.nodes) fs::remove(node.app_socket, ec);
   return status;
 }
 

@@ -16,6 +16,8 @@
 #define QNET_EMULATOR_QNET_LOCAL_BACKEND_H_
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,8 +37,15 @@ namespace qnet::launcher {
 struct DaemonPaths {
   std::string qworld;
   std::string qnode;
+  // App programs by kind ("teleport" -> .../qnet-teleport), for the kinds the
+  // topology's <app>s use.
+  std::map<std::string, std::string> apps;
 };
 absl::StatusOr<DaemonPaths> FindDaemons(const std::string& self_dir);
+// Finds qnet-KIND for every app kind of the topology: $QNET_APP_<KIND>
+// (upper case), next to qnet, in the build tree's self_dir/../../apps/KIND/,
+// then on $PATH.
+absl::Status FindApps(const Topology& topology, const std::string& self_dir, DaemonPaths* daemons);
 
 // The directory holding the running executable.
 std::string SelfDir();
@@ -60,12 +69,37 @@ std::string LoopbackAddress(size_t node_index);
 // A TCP port on `address` that nobody listened on when asked.
 absl::StatusOr<int> FreeTcpPort(const std::string& address);
 
+// The app socket of a node: OUT/nodes/NAME.app.sock, or a short path under
+// /tmp when that is too long for sockaddr_un.
+std::string AppSocketPath(const std::string& out_dir, const std::string& node);
+
 struct LocalNode {
   std::string name;
   std::string address;
   int port = 0;
   std::vector<std::string> argv;
   std::string log_path;
+  std::string app_socket;  // --app_socket
+};
+
+// One process of an <app>: the initiator role at the app's `node` (teleport
+// sender, chsh a) or the responder at its `peer` (teleport receiver, chsh b,
+// which binds the app's port). Flags: --app_socket of its node, --role,
+// --port, --peer/--peer_port (initiator), --pairs, --min_fidelity, --seed
+// (the run's seed + app index, +1000 for the responder), --result, and every
+// other attribute of the element as --NAME=VALUE. The reporting side (teleport
+// receiver, chsh a) writes OUT/apps/NAME.json, the other OUT/apps/NAME.ROLE.json.
+struct LocalApp {
+  std::string name;  // "<app name> <role>"
+  std::string app;   // the <app> name
+  std::string node;
+  std::string kind;
+  std::string role;
+  bool reports = false;
+  std::vector<std::string> argv;
+  std::string log_path;  // OUT/logs/app-NAME-ROLE.log
+  std::string result_path;
+  double start_s = 0;  // emulated start time of the app
 };
 
 struct LocalPlan {
@@ -73,7 +107,14 @@ struct LocalPlan {
   std::vector<std::string> qworld_argv;
   std::string qworld_log_path;
   std::vector<LocalNode> nodes;
+  std::vector<LocalApp> apps;
 };
+
+// The app processes of the topology's <app>s, for nodes that serve
+// `app_socket_of(node)`.
+std::vector<LocalApp> PlanApps(const Topology& topology, const DaemonSettings& settings,
+                               const DaemonPaths& daemons,
+                               const std::function<std::string(const std::string&)>& app_socket_of);
 
 absl::StatusOr<LocalPlan> PlanLocal(const Topology& topology, const DaemonSettings& settings,
                                     const DaemonPaths& daemons);

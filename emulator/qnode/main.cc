@@ -3,7 +3,7 @@
 //
 //   qnode --topology FILE --node NAME --qworld unix:PATH|tcp:HOST:PORT
 //         --listen HOST:PORT --peer NEIGHBOUR=HOST:PORT (repeatable)
-//         --out DIR [--seed N] [--duration S]
+//         --out DIR [--seed N] [--duration S] [--app_socket PATH]
 //
 // Exit status: 0 when the run ended normally, 1 on an error, 128 + signal
 // number after SIGINT/SIGTERM.
@@ -34,6 +34,9 @@ ABSL_FLAG(std::optional<uint64_t>, seed, std::nullopt, "seed (default: the topol
 ABSL_FLAG(std::optional<double>, duration, std::nullopt,
           "emulated seconds to run (default: the topology's)");
 ABSL_FLAG(double, connect_timeout, 30, "wall seconds allowed to reach qworld and each neighbour");
+ABSL_FLAG(std::string, app_socket, "",
+          "Unix socket path on which the node serves its transport to apps (specs/app-api.md); "
+          "empty: none");
 ABSL_FLAG(double, link_margin_ms, 2,
           "least link-layer scheduling margin in wall milliseconds (LINK-20: above frame jitter)");
 
@@ -89,6 +92,7 @@ int main(int argc, char** argv) {
   options.duration_s = absl::GetFlag(FLAGS_duration);
   options.connect_timeout = absl::Seconds(absl::GetFlag(FLAGS_connect_timeout));
   options.link_margin_wall = absl::Milliseconds(absl::GetFlag(FLAGS_link_margin_ms));
+  options.app_socket = absl::GetFlag(FLAGS_app_socket);
 
   absl::StatusOr<std::unique_ptr<qnet::EventRuntime>> runtime = qnet::EventRuntime::Create();
   if (!runtime.ok()) return Fail(name, std::string(runtime.status().message()));

@@ -205,6 +205,24 @@ void NodeDaemon::OnQworldStart(const physical::v1::Start& start) {
   }
   Log(absl::StrFormat("start: epoch %d ns (monotonic), time dilation %g, duration %g s",
                       start.epoch_monotonic_ns(), start.time_dilation(), duration_s_));
+  if (!options_.app_socket.empty()) {
+    std::error_code ec;
+    std::filesystem::remove(options_.app_socket, ec);  // a stale socket of an earlier run
+    absl::StatusOr<std::unique_ptr<AppServer>> server =
+        AppServer::Start(runtime_, options_.app_socket, node_->transport(), tracer_.get());
+    if (!server.ok()) {
+      return Finish(absl::StrCat("cannot serve apps on ", options_.app_socket, ": ",
+                                 server.status().message()),
+                    1);
+    }
+    app_server_ = std::move(*server);
+    Log(absl::StrCat("serving apps on ", options_.app_socket));
+  }
+  for (const EventSpec& event : topology_.events) {
+    auto timer = runtime_->CreateTimer([this, &event] { CutLinks(event); });
+    timer->ArmAt(Time::FromSeconds(event.at_s));
+    event_timers_.push_back(std::move(timer));
+  }
   start_timer_ = runtime_->CreateTimer([this] { node_->Start(); });
   start_timer_->ArmAt(Time::Zero());
   duration_timer_ = runtime_->CreateTimer([this] { node_->Stop(); });
@@ -214,7 +232,33 @@ void NodeDaemon::OnQworldStart(const physical::v1::Start& start) {
   end_timer_->ArmAt(Time::FromSeconds(duration_s_ + options_.grace_s));
 }
 
+void NodeDaemon::CutLinks(const EventSpec& event) {
+  for (const LinkSpec& link : topology_.links) {
+    if (link.a != options_.node && link.b != options_.node) continue;
+    const bool hit = event.kind == EventKind::kCutLink
+                         ? link.name == event.target
+                         : (link.a == event.target || link.b == event.target);
+    if (!hit) continue;
+    const std::string neighbour = link.a == options_.node ? link.b : link.a;
+    if (!cut_.insert(neighbour).second) continue;
+    Log(absl::StrCat("link ", link.name, " to ", neighbour, " is cut (event at ", event.at_s,
+                     " s)"));
+    node_->OnLinkDown(link.name);
+  }
+}
+
+bool NodeDaemon::CutDrop(const std::string& neighbour, const char* direction) {
+  if (!cut_.contains(neighbour)) return false;
+  ++frames_cut_;
+  auto it = neighbours_.find(neighbour);
+  tracer_->Drop(DropReason::DROP_REASON_NO_CONSUMER,
+                absl::StrCat("frame ", direction, " ", neighbour, " lost: the link is cut"),
+                it != neighbours_.end() ? it->second.link->name : "");
+  return true;
+}
+
 void NodeDaemon::SendToNeighbour(const std::string& neighbour, const wire::v1::Frame& frame) {
+  if (CutDrop(neighbour, "to")) return;
   auto it = neighbours_.find(neighbour);
   if (it == neighbours_.end()) {
     ++frames_lost_;
@@ -313,6 +357,7 @@ void NodeDaemon::OnPeerFrame(uint64_t id, const std::string& payload) {
         c.neighbour, false,
         absl::StrCat("a ", payload.size(), "-byte frame does not parse as qnet.wire.v1.Frame"));
   }
+  if (CutDrop(c.neighbour, "from")) return;
   node_->OnFrame(c.neighbour, frame);
 }
 
@@ -390,6 +435,7 @@ void NodeDaemon::Finish(const std::string& reason, int exit_code) {
   if (duration_timer_) duration_timer_->Cancel();
   if (end_timer_) end_timer_->Cancel();
   qworld_dialer_.reset();
+  event_timers_.clear();
   node_->Stop();
   for (auto& [name, n] : neighbours_) {
     n.dialer.reset();

@@ -18,6 +18,16 @@
 // the time dilation) by a DelayedSender (LINK-W6), and kept in order until the
 // connection exists.
 //
+// Apps (specs/app-api.md): with an app socket path, once qworld's Start has
+// set the epoch the daemon serves the node's TransportService there
+// (AppServer: one AppSession per app connection); the socket file appears
+// then, so an app that finds it can use the transport at once.
+//
+// Failure events (<event cut-link|fail-node>, specs/topology.md TOPO-35): from
+// an event's emulated time on, frames to or from the neighbour on a cut link
+// are dropped and counted (frames_cut), and the node hears of the cut at once
+// (Node::OnLinkDown); qworld cuts the fibre itself (PHYS-L3).
+//
 // Run: qworld's Start sets the runtime's epoch; the node starts at emulated
 // time 0 and stops issuing work at the run's duration. On qworld's Stop (or at
 // duration + grace if no Stop comes) it stops the node, releases held frames,
@@ -32,12 +42,15 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "emulator/node/node.h"
 #include "emulator/node/qworld_client.h"
+#include "emulator/qnode/app_server.h"
 #include "qnet/wire/v1/frame.pb.h"
 #include "stack/event_runtime.h"
 #include "stack/json_lines.h"
@@ -62,6 +75,8 @@ struct NodeDaemonOptions {
   // time (converted to emulated time with the topology's time dilation), above
   // the frame-delivery jitter of real processes on a loaded host.
   absl::Duration link_margin_wall = absl::Milliseconds(2);
+  // Unix socket path of the app server; empty: no app server.
+  std::string app_socket;
 };
 
 // Parses repeated "--peer NAME=HOST:PORT" values (each may hold a comma-separated list).
@@ -87,6 +102,8 @@ class NodeDaemon {
   const node::Node& node() const { return *node_; }
   const node::QworldClient& qworld() const { return *qworld_; }
   uint64_t frames_lost() const { return frames_lost_; }
+  uint64_t frames_cut() const { return frames_cut_; }
+  const AppServer* app_server() const { return app_server_.get(); }
 
  private:
   struct Neighbour {
@@ -110,6 +127,9 @@ class NodeDaemon {
   absl::Status Init();
   void OnQworldStart(const physical::v1::Start& start);
   void SendToNeighbour(const std::string& neighbour, const wire::v1::Frame& frame);
+  // The link to `neighbour` is cut (events); counts and traces the lost frame.
+  bool CutDrop(const std::string& neighbour, const char* direction);
+  void CutLinks(const EventSpec& event);
   void Release(Neighbour& n, std::string bytes);
   uint64_t AddConnection(std::unique_ptr<FramedStream> stream, const std::string& neighbour);
   void OnPeerFrame(uint64_t id, const std::string& payload);
@@ -136,8 +156,12 @@ class NodeDaemon {
   std::unique_ptr<Timer> start_timer_, duration_timer_, end_timer_;
   std::unique_ptr<WallTimer> flush_timer_;
   std::function<void(int)> on_finished_;
+  std::vector<std::unique_ptr<Timer>> event_timers_;
+  std::set<std::string> cut_;              // neighbours whose link is cut
+  std::unique_ptr<AppServer> app_server_;  // after node_: destroyed first
   uint64_t next_connection_ = 1;
   uint64_t frames_lost_ = 0;
+  uint64_t frames_cut_ = 0;
   bool finishing_ = false;
 };
 
