@@ -236,6 +236,27 @@ def start_qnode(node, host):
     return Process("qnode " + node["name"], popen, node["log"], log_file)
 
 
+def start_app(app, host):
+    log_file = open_log(app["log"])
+    popen = host.popen(app["argv"], stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                       preexec_fn=die_with_parent(signal.SIGKILL))
+    return Process("app " + app["name"], popen, app["log"], log_file)
+
+
+def write_app_failures(plan, apps):
+    """An app that left no result file gets one saying why (the summary reads it)."""
+    for app, process in zip(plan.get("apps", []), apps):
+        if os.path.exists(app["result"]):
+            continue
+        why = "%s %s without a result; its log is %s" % (process.name, process.describe_exit(), process.log_path)
+        try:
+            with open(app["result"], "w") as f:
+                json.dump({"app": app["kind"], "role": app["role"], "ok": False, "error": why}, f)
+                f.write("\n")
+        except OSError as e:
+            log("cannot write %s: %s" % (app["result"], e))
+
+
 def wait_all(plan, processes, progress):
     deadline = time.monotonic() + float(plan["wall_timeout_s"])
     next_tick = time.monotonic() + 1.0
@@ -338,6 +359,7 @@ def clean_leftovers(tag):
 
 def run(plan):
     processes = []
+    apps = []
     net = None
     progress = Progress(plan)
     try:
@@ -353,7 +375,16 @@ def run(plan):
         wait_for_socket(plan, qworld)
         for node in plan["nodes"]:
             processes.append(start_qnode(node, hosts[node["name"]]))
+        if plan.get("apps"):
+            os.makedirs(os.path.join(plan["out_dir"], "apps"), exist_ok=True)
+        for app in plan.get("apps", []):
+            apps.append(start_app(app, hosts[app["node"]]))
         wait_all(plan, processes, progress)
+        # The nodes are gone: apps still running lost their socket and finish
+        # on their own; give them a moment (stop_processes below ends the rest).
+        give_up = time.monotonic() + 3.0
+        while time.monotonic() < give_up and any(a.popen.poll() is None for a in apps):
+            time.sleep(0.05)
         progress.show()
         progress.finish()
         return 0
@@ -372,6 +403,8 @@ def run(plan):
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop_processes(apps)
+        write_app_failures(plan, apps)
         stop_processes(processes)
         if net is not None:
             try:

@@ -162,6 +162,8 @@ absl::StatusOr<std::string> MininetPlanJson(const Topology& topology,
       argv.push_back("--peer");
       argv.push_back(peer);
     }
+    argv.push_back("--app_socket");
+    argv.push_back(AppSocketPath(settings.out_dir, node.name));
     for (std::string& flag : CommonDaemonFlags(settings)) argv.push_back(std::move(flag));
     *nodes.mutable_list_value()->add_values() =
         Object({{"name", Str(node.name)},
@@ -169,6 +171,23 @@ absl::StatusOr<std::string> MininetPlanJson(const Topology& topology,
                 {"argv", Strings(argv)},
                 {"log", Str(absl::StrCat(settings.out_dir, "/logs/", node.name, ".log"))},
                 {"trace", Str(absl::StrCat(settings.out_dir, "/nodes/", node.name, ".jsonl"))}});
+  }
+
+  // App programs run in their node's host; the app socket is a file, so it
+  // is reachable across namespaces.
+  Value apps;
+  apps.mutable_list_value();
+  for (const LocalApp& app :
+       PlanApps(topology, settings, daemons, [&settings](const std::string& node) {
+         return AppSocketPath(settings.out_dir, node);
+       })) {
+    *apps.mutable_list_value()->add_values() = Object({{"name", Str(app.name)},
+                                                       {"node", Str(app.node)},
+                                                       {"kind", Str(app.kind)},
+                                                       {"role", Str(app.role)},
+                                                       {"argv", Strings(app.argv)},
+                                                       {"log", Str(app.log_path)},
+                                                       {"result", Str(app.result_path)}});
   }
 
   Value plan = Object({
@@ -183,6 +202,7 @@ absl::StatusOr<std::string> MininetPlanJson(const Topology& topology,
                          {"trace", Str(settings.out_dir + "/qworld.jsonl")}})},
       {"nodes", nodes},
       {"links", links},
+      {"apps", apps},
   });
   std::string json;
   google::protobuf::util::JsonPrintOptions options;

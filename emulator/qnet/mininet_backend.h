@@ -16,6 +16,10 @@
 //   qworld         {argv: [...], log}
 //   nodes          [{name, host, argv: [...], log, trace}]
 //   links          [{name, a, b, subnet, a_ip, b_ip, a_intf, b_intf}]
+//   apps           [{name, node, kind, role, argv: [...], log, result}]: app
+//                  programs (PlanApps) started in their node's host after the
+//                  qnodes; not part of the run's success: an app that exits
+//                  without its result file gets one with "ok": false
 // Link k (topology order, from 0) gets subnet 10.(n / 256).(n % 256).0/30 with
 // n = k + 1, a = .1 and b = .2; a qnode listens on 0.0.0.0:kMininetPort in its
 // host and dials its peers at their address on the shared link.
