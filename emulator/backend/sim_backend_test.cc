@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -284,6 +285,40 @@ TEST(SimBackendTest, RingConnectionReroutesAroundACutLink) {
   for (size_t i = 0; i < tail_ids.size(); ++i) ASSERT_EQ(head_ids[i], tail_ids[i]) << "index " << i;
   // Pairs went on after the cut: more than the ~0.3 s before it gave.
   EXPECT_GT(tail.pair_ids.back(), head.pair_ids.size() / 2);
+}
+
+// In-process apps (emulator brief, sim backend): chain3-apps.xml's teleport and
+// chsh run inside the simulation through InProcessAppClient and AppSession,
+// the classes the programs use; both write their results (OUT/apps) and agree
+// with the model: teleport (2F+1)/3 and S = 2 sqrt2 w^2 within 4 stderr, for
+// F the swapped chain's fidelity (1 + 3 w^2)/4, w = (4 * 0.97 - 1)/3.
+TEST(SimBackendTest, InProcessAppsOnTheChainMatchTheModel) {
+  absl::StatusOr<Topology> topo = LoadTopologyFile(QNET_TOPOLOGIES "/chain3-apps.xml");
+  ASSERT_TRUE(topo.ok()) << topo.status();
+  const std::string dir = TempDir("chain_apps");
+  SimReport report;
+  ASSERT_TRUE(RunSimulation(*topo, dir, nullptr, &report).ok());
+  absl::StatusOr<results::v1::Summary> summary = results::Summarize(*topo, dir, "sim");
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  ASSERT_EQ(summary->apps_size(), 2);
+  const double w = (4 * 0.97 - 1) / 3;
+  const double f = (1 + 3 * w * w) / 4;
+  for (const results::v1::AppSummary& app : summary->apps()) {
+    SCOPED_TRACE(app.name());
+    EXPECT_EQ(app.status(), "ok") << app.error();
+    std::map<std::string, double> r;
+    for (const auto& v : app.results()) r[v.name()] = v.value();
+    ASSERT_GT(r["stderr"], 0);
+    if (app.kind() == "teleport") {
+      EXPECT_EQ(r["pairs"], 60);
+      EXPECT_NEAR(r["fidelity"], (2 * f + 1) / 3, 4 * r["stderr"]);
+    } else {
+      EXPECT_EQ(r["pairs"], 120);
+      EXPECT_NEAR(r["S"], 2 * std::sqrt(2.0) * w * w, 4 * r["stderr"]);
+    }
+  }
+  EXPECT_TRUE(std::filesystem::exists(dir + "/apps/teleport.sender.json"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/apps/chsh.b.json"));
 }
 
 }  // namespace
