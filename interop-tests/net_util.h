@@ -91,8 +91,9 @@ struct HopSpec {
   double min_fidelity = 0.8;
 };
 
-inline NetworkFrame Setup(const network::v1::CircuitKey& key, const std::vector<std::string>& path,
-                          const std::vector<HopSpec>& links, const std::string& upper = "") {
+inline NetworkFrame SetupFrame(const network::v1::CircuitKey& key,
+                               const std::vector<std::string>& path,
+                               const std::vector<HopSpec>& links, const std::string& upper = "") {
   NetworkFrame f;
   auto* s = f.mutable_setup();
   *s->mutable_circuit() = key;

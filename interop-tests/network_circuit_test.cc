@@ -4,6 +4,7 @@
 // with a="peer": the harness is the link master and issues L's CREATEs), the
 // tail "peer2" (downstream, link L2 with a="iut": the node issues L2's
 // CREATEs), and qworld (heralds, BellMeasure results).
+#include <map>
 #include <set>
 
 #include "google/protobuf/util/message_differencer.h"
@@ -76,8 +77,8 @@ class Intermediate {
   }
 
   NetworkFrame SetupOf(uint64_t number) const {
-    return Setup(Key("peer", number), {"peer", "iut", "peer2"},
-                 {{"L", kLabelL + static_cast<uint32_t>(number), 0.85}, {"L2", 0, 0.86}});
+    return SetupFrame(Key("peer", number), {"peer", "iut", "peer2"},
+                      {{"L", kLabelL + static_cast<uint32_t>(number), 0.85}, {"L2", 0, 0.86}});
   }
 
   // Sends the head's setup; returns the setup the node forwards to peer2.
@@ -116,10 +117,11 @@ class Intermediate {
     ASSERT_EQ(why, "") << "log of the node:\n" << (m).h().NodeLog(); \
   } while (0)
 
-// NET-C-10 "An intermediate node MUST install a CircuitSetup it can admit and
-// forward it to the next node of the path with the label it chose for the
-// downstream link, unique among the circuits on that link, and every other
-// field unchanged." NET-C-14 (Accept travels back to the head unchanged).
+// NET-C-10 "The upstream end of each circuit link MUST choose the link's label
+// [...] from `kFirstNetworkLabel` upwards, never reusing one on that link";
+// NET-C-11 (every hop installs the circuit; the setup goes on to the next hop
+// with every other field unchanged); NET-C-19 "CircuitAccept MUST travel to
+// the head".
 TEST(Net, NET_C_10_IntermediateForwardsSetupWithItsLabel) {
   Intermediate m;
   QNET_START_MID(m);
@@ -151,12 +153,12 @@ TEST(Net, NET_C_10_IntermediateForwardsSetupWithItsLabel) {
       << "Accept echoed to the tail";
 }
 
-// NET-C-11 "A node MUST refuse a setup with NORES, naming itself in at_node,
-// when its unreserved memories are fewer than the circuit's links at the node
-// (one per adjacent link); it MUST NOT forward it." NET-C-15 "A Refuse MUST be
-// forwarded towards the head, and every node it passes MUST release the
-// circuit's reservation." With 2 memories the first circuit takes both.
-TEST(Net, NET_C_11_NoresWhenMemoriesAreReservedAndRefuseReleasesThem) {
+// NET-C-11 (an intermediate reserves 2 slots), NET-C-14 "A hop whose
+// unreserved memories are fewer than it needs MUST refuse with NORES, naming
+// itself in the detail." NET-C-17 "CircuitRefuse MUST travel to the head,
+// every hop uninstalling the circuit and its reservation". With 2 memories the
+// first circuit takes both.
+TEST(Net, NET_C_14_NoresWhenMemoriesAreReservedAndRefuseReleasesThem) {
   Intermediate m(2);
   QNET_START_MID(m);
   Harness& h = m.h();
@@ -168,6 +170,7 @@ TEST(Net, NET_C_11_NoresWhenMemoriesAreReservedAndRefuseReleasesThem) {
   EXPECT_TRUE(SameKey(r->msg.refuse().circuit(), Key("peer", 2)));
   EXPECT_EQ(r->msg.refuse().code(), network::v1::CIRCUIT_ERROR_NORES);
   EXPECT_EQ(r->msg.refuse().at_node(), "iut");
+  EXPECT_NE(r->msg.refuse().detail().find("iut"), std::string::npos) << r->msg.refuse().detail();
   // The tail refuses circuit 1: forwarded to the head unchanged, and its memories are free again.
   mark = h.peer_log(kUp).size();
   const NetworkFrame refuse =
@@ -218,6 +221,7 @@ void RunRound(Harness& h, const CircuitKey& key, uint64_t round, uint64_t qid,
   EXPECT_EQ(c.type(), link::v1::REQUEST_TYPE_KEEP);
   EXPECT_EQ(c.purpose_id(), setup.links(1).label());
   EXPECT_NEAR(c.min_fidelity(), setup.links(1).min_fidelity(), 1e-12);
+  EXPECT_EQ(c.priority(), 0u) << "NetworkOptions::link_priority defaults to 0";
   auto gu = AwaitGenerate(h, phys_mark, "L");
   auto gd = AwaitGenerate(h, phys_mark, "L2");
   ASSERT_TRUE(gu && gd) << "no Generate on " << (gu ? "L2" : "L") << "\n" << h.NodeLog();
@@ -245,15 +249,18 @@ void RunRound(Harness& h, const CircuitKey& key, uint64_t round, uint64_t qid,
   out->swap = AwaitNet(h, kUp, up_mark, NetworkFrame::kSwap);
 }
 
-// NET-C-20 (Round forwarded), NET-C-21 (one CREATE per round from the upstream
-// end of each circuit link: KEEP, 1 pair, purpose = label, the link's minimum
-// fidelity), NET-C-30 "An intermediate node holding this round's pairs on both
-// circuit links MUST BellMeasure them at once, return both slots (no Free), and
-// send a SwapRecord upstream" with circuit, round, node, both pair ids, the
-// BSM outcome, the downstream pair's Bell state and both herald times (the
-// fields the head's xor rule needs, NET-C-31). Two rounds; then Deliver
-// forwarded to the tail and DeliverAck to the head (NET-C-40).
-TEST(Net, NET_C_30_IntermediateSwapsAndReportsXorConsistentRecord) {
+// NET-C-21 "Round(r) MUST travel head to tail"; NET-C-22 "On round r every
+// node but the tail MUST issue one link CREATE towards its downstream
+// neighbour: pairs 1, type KEEP, purpose id = the link's label, min_fidelity =
+// the link's minimum [...]"; NET-C-27 "An intermediate holding an
+// upstream-link pair and a downstream-link pair of a circuit MUST BellMeasure
+// them at once (request ids odd)"; NET-C-28 (both slots given back with
+// Return: no Free); NET-C-29 "It MUST send SwapRecord(circuit, round, node,
+// upstream and downstream pair ids, outcome, downstream Bell state, both
+// herald times, [...]) to its upstream neighbour" -- the fields the head's
+// xor rule (NET-C-31) needs. Two rounds; Deliver passes on to the tail
+// (NET-C-34) and DeliverAck back to the head.
+TEST(Net, NET_C_27_IntermediateSwapsAtOnceAndReportsTheSwap) {
   Intermediate m;
   QNET_START_MID(m);
   Harness& h = m.h();
@@ -314,12 +321,12 @@ TEST(Net, NET_C_30_IntermediateSwapsAndReportsXorConsistentRecord) {
   EXPECT_EQ(NetFramesIn(h.peer_log(kUp), NetworkFrame::kSwap).size(), 2u);
 }
 
-// NET-C-50 "A CircuitTeardown MUST be forwarded away from where it came (to the
-// other end of the circuit) and every node it passes MUST free the circuit's
-// held pairs and release its reservations." Circuit 1: the node holds L2's
-// pair of round 1 when the head tears down -> forwarded to peer2, Free of that
-// slot. Circuit 2: the tail tears down -> forwarded to the head.
-TEST(Net, NET_C_50_TeardownIsForwardedAndHeldPairsAreFreed) {
+// NET-C-40 "A teardown MUST be forwarded from where it starts towards both
+// ends"; NET-C-41 "Every node MUST free the circuit's held pairs and its
+// reservation when the circuit goes down". Circuit 1: the node holds L2's pair
+// of round 1 when the head tears down -> forwarded to peer2 (not back), Free
+// of that slot. Circuit 2: the tail tears down -> forwarded to the head.
+TEST(Net, NET_C_40_TeardownIsForwardedAndHeldPairsAreFreed) {
   Intermediate m(4);
   QNET_START_MID(m);
   Harness& h = m.h();
@@ -366,10 +373,10 @@ TEST(Net, NET_C_50_TeardownIsForwardedAndHeldPairsAreFreed) {
   EXPECT_EQ(up_teardowns_1, 0) << "the head's Teardown echoed back to it";
 }
 
-// NET-C-52 "When a link of a circuit goes down, the node at each end of it
-// MUST tear the circuit down towards its end of the circuit with
-// LINK_FAILURE naming the link." peer2 falls silent: the head hears it.
-TEST(Net, NET_C_52_LinkFailureTearsCircuitsDownTowardsTheHead) {
+// NET-C-42 "When a link goes down (router `on_link_change`, [...]) both of its
+// ends MUST tear down every circuit using it with LINK_FAILURE and the failed
+// link named." peer2 falls silent (NET-R-2): the head hears the teardown.
+TEST(Net, NET_C_42_LinkFailureTearsCircuitsDownTowardsTheHead) {
   Intermediate m;
   QNET_START_MID(m);
   Harness& h = m.h();
@@ -384,12 +391,13 @@ TEST(Net, NET_C_52_LinkFailureTearsCircuitsDownTowardsTheHead) {
   QNET_STOP_AND_TRACE(h, trace);
 }
 
-// NET-C-60 "A node MUST drop, with a traced and counted drop and no other
-// effect, a circuit frame for a circuit it does not hold, or that arrives from
-// a neighbour that is not on the circuit's path in the direction the message
-// travels." Round / SwapRecord / Deliver / DeliverAck for unknown circuits, a
-// Round from the tail side, a SwapRecord from the head side.
-TEST(Net, NET_C_60_CircuitFramesForUnknownCircuitsOrFromTheWrongSideAreDropped) {
+// NET-C-60 "[...] circuit frames naming no installed circuit [...] MUST be
+// dropped (UNEXPECTED_FRAME [...])"; NET-C-61 "Circuit frames from a neighbour
+// that is not the circuit's upstream (Round, Deliver, ReleasePair) or
+// downstream (Accept, Refuse, SwapRecord, DeliverAck, DeliverNack) neighbour
+// MUST be dropped"; NET-C-62 (a Round out of sequence); NET-C-65 (each a
+// traced drop, no state change).
+TEST(Net, NET_C_61_CircuitFramesForUnknownCircuitsOrFromTheWrongSideAreDropped) {
   Intermediate m;
   QNET_START_MID(m);
   Harness& h = m.h();
@@ -411,6 +419,7 @@ TEST(Net, NET_C_60_CircuitFramesForUnknownCircuitsOrFromTheWrongSideAreDropped) 
   *swap.mutable_swap()->mutable_circuit() = Key("peer", 1);
   swap.mutable_swap()->set_node("peer");
   ASSERT_TRUE(h.SendNet(swap, kUp));
+  ASSERT_TRUE(h.SendNet(RoundFrame(Key("peer", 1), 3), kUp));  // NET-C-62: round 1 is next
   Watch(h, Ms(400));
   QNET_STOP_AND_TRACE(h, trace);
   EXPECT_EQ(
@@ -428,7 +437,179 @@ TEST(Net, NET_C_60_CircuitFramesForUnknownCircuitsOrFromTheWrongSideAreDropped) 
   }
   for (size_t i = phys_mark; i < h.physics_log().size(); ++i)
     EXPECT_FALSE(h.physics_log()[i].msg.has_generate()) << "a dropped Round started generation";
-  EXPECT_GE(CountDrops(trace), 6) << Dump(trace);
+  EXPECT_EQ(Drops(trace, results::v1::DROP_REASON_UNEXPECTED_FRAME).size(), 7u) << Dump(trace);
+}
+
+// NET-C-12 "A CircuitSetup whose path and links disagree, that visits a node
+// twice, that was not sent by this node's predecessor on the path, names
+// another link, or carries a label below `kFirstNetworkLabel` [...], or a
+// minimum fidelity outside [0, 1], MUST be dropped (MALFORMED_FRAME) and
+// refused with MALFORMED." NET-C-13 "A CircuitSetup for a key installed here
+// MUST be dropped (UNEXPECTED_FRAME) without an answer; the installed circuit
+// is unaffected."
+TEST(Net, NET_C_12_MalformedAndDuplicateSetups) {
+  Intermediate m;
+  QNET_START_MID(m);
+  Harness& h = m.h();
+  ASSERT_TRUE(m.Install(1)) << h.NodeLog();
+  std::vector<std::pair<NetworkFrame, std::string>> bad;
+  bad.push_back({SetupFrame(Key("peer", 10), {"peer", "iut", "peer2"}, {{"L", kLabelL + 10, 0.8}}),
+                 "one link for three nodes"});
+  bad.push_back({SetupFrame(Key("peer", 11), {"peer", "iut", "peer"},
+                            {{"L", kLabelL + 11, 0.8}, {"L", 0, 0.8}}),
+                 "visits peer twice"});
+  bad.push_back({SetupFrame(Key("peer", 12), {"peer", "peer2", "iut"},
+                            {{"L2", kLabelL + 12, 0.8}, {"L2", 0, 0.8}}),
+                 "not sent by the predecessor"});
+  bad.push_back({SetupFrame(Key("peer", 13), {"peer", "iut", "peer2"},
+                            {{"L2", kLabelL + 13, 0.8}, {"L2", 0, 0.8}}),
+                 "names another link"});
+  bad.push_back(
+      {SetupFrame(Key("peer", 14), {"peer", "iut", "peer2"}, {{"L", 5, 0.8}, {"L2", 0, 0.8}}),
+       "label below kFirstNetworkLabel"});
+  bad.push_back({SetupFrame(Key("peer", 15), {"peer", "iut", "peer2"},
+                            {{"L", kLabelL + 1, 0.8}, {"L2", 0, 0.8}}),
+                 "label in use (circuit 1's)"});
+  bad.push_back({SetupFrame(Key("peer", 16), {"peer", "iut", "peer2"},
+                            {{"L", kLabelL + 16, 1.5}, {"L2", 0, 0.8}}),
+                 "minimum fidelity 1.5"});
+  const size_t up_mark = h.peer_log(kUp).size();
+  for (const auto& [f, what] : bad) ASSERT_TRUE(h.SendNet(f, kUp)) << what;
+  ASSERT_TRUE(h.SendNet(m.SetupOf(1), kUp));  // NET-C-13: installed already
+  Watch(h, Ms(500));
+  // The installed circuit still works: the tail's Accept reaches the head.
+  ASSERT_TRUE(h.SendNet(AcceptFrame(Key("peer", 1)), kDown));
+  auto acc = AwaitNet(h, kUp, up_mark, NetworkFrame::kAccept);
+  EXPECT_TRUE(acc) << "circuit 1 affected by a duplicate setup";
+  QNET_STOP_AND_TRACE(h, trace);
+  std::map<uint64_t, network::v1::CircuitError> refused;
+  for (size_t i = up_mark; i < h.peer_log(kUp).size(); ++i) {
+    const auto& f = h.peer_log(kUp)[i].msg;
+    if (f.has_network() && f.network().has_refuse())
+      refused[f.network().refuse().circuit().number()] = f.network().refuse().code();
+  }
+  for (uint64_t n = 10; n <= 16; ++n) {
+    SCOPED_TRACE(bad[n - 10].second);
+    ASSERT_TRUE(refused.count(n)) << "no Refuse";
+    EXPECT_EQ(refused[n], network::v1::CIRCUIT_ERROR_MALFORMED);
+  }
+  EXPECT_FALSE(refused.count(1)) << "a duplicate setup was answered";
+  EXPECT_EQ(Drops(trace, results::v1::DROP_REASON_MALFORMED_FRAME).size(), bad.size())
+      << Dump(trace);
+  EXPECT_EQ(Drops(trace, results::v1::DROP_REASON_UNEXPECTED_FRAME).size(), 1u) << Dump(trace);
+  EXPECT_EQ(NetFramesIn(h.peer_log(kDown), NetworkFrame::kSetup).size(), 1u)
+      << "a malformed or duplicate setup was forwarded";
+}
+
+// NET-C-16 "An intermediate whose next link is not up MUST refuse with
+// NO_ROUTE." L2 is down (peer2 silent for a dead interval, NET-R-2).
+TEST(Net, NET_C_16_NextLinkDownRefusesNoRoute) {
+  Intermediate m;
+  QNET_START_MID(m);
+  Harness& h = m.h();
+  h.StopHellos(kDown);
+  std::optional<Timed<NetworkFrame>> down;
+  while ((down = ExpectAdvertOf(h, "iut", kWait, kUp)))
+    if (!AdvertHasLink(down->msg.advert(), "L2")) break;
+  ASSERT_TRUE(down) << "L2 never went down";
+  const size_t mark = h.peer_log(kUp).size();
+  ASSERT_TRUE(h.SendNet(m.SetupOf(1), kUp));
+  auto r = AwaitNet(h, kUp, mark, NetworkFrame::kRefuse);
+  ASSERT_TRUE(r) << "no Refuse for a circuit over a down link";
+  EXPECT_EQ(r->msg.refuse().code(), network::v1::CIRCUIT_ERROR_NO_ROUTE);
+  EXPECT_EQ(r->msg.refuse().at_node(), "iut");
+  QNET_STOP_AND_TRACE(h, trace);
+  EXPECT_TRUE(NetFramesIn(h.peer_log(kDown), NetworkFrame::kSetup).empty());
+}
+
+// NET-C-24 "A CREATE refused with NOTIME, UNSUPPORTED or CREATE MUST tear the
+// circuit down with LINK_ERROR." The setup asks L2 for fidelity 0.99, above
+// the link's 0.9 (LINK-02: UNSUPPORTED at once): at Round 1 the node tears the
+// circuit down towards both ends (NET-C-40).
+TEST(Net, NET_C_24_UnsupportedCreateTearsTheCircuitDown) {
+  Intermediate m;
+  QNET_START_MID(m);
+  Harness& h = m.h();
+  NetworkFrame setup = m.SetupOf(1);
+  setup.mutable_setup()->mutable_links(1)->set_min_fidelity(0.99);
+  size_t down_mark = h.peer_log(kDown).size();
+  ASSERT_TRUE(h.SendNet(setup, kUp));
+  ASSERT_TRUE(AwaitNet(h, kDown, down_mark, NetworkFrame::kSetup)) << h.NodeLog();
+  const size_t up_mark = h.peer_log(kUp).size();
+  ASSERT_TRUE(h.SendNet(AcceptFrame(Key("peer", 1)), kDown));
+  ASSERT_TRUE(AwaitNet(h, kUp, up_mark, NetworkFrame::kAccept));
+  down_mark = h.peer_log(kDown).size();
+  ASSERT_TRUE(h.SendNet(RoundFrame(Key("peer", 1), 1), kUp));
+  auto up = AwaitNet(h, kUp, up_mark, NetworkFrame::kTeardown);
+  ASSERT_TRUE(up) << "no Teardown to the head after an UNSUPPORTED CREATE";
+  EXPECT_EQ(up->msg.teardown().code(), network::v1::CIRCUIT_ERROR_LINK_ERROR);
+  auto dn = AwaitNet(h, kDown, down_mark, NetworkFrame::kTeardown);
+  ASSERT_TRUE(dn) << "no Teardown to the tail after an UNSUPPORTED CREATE";
+  EXPECT_EQ(dn->msg.teardown().code(), network::v1::CIRCUIT_ERROR_LINK_ERROR);
+  QNET_STOP_AND_TRACE(h, trace);
+  EXPECT_TRUE(LinkFramesIn(h.peer_log(kDown), LinkFrame::kAdd).empty());
+}
+
+// NET-C-23 "A CREATE refused at once or ended by ERR (other than
+// NOTIME/UNSUPPORTED/CREATE) MUST be re-issued after `create_retry`, in the
+// same round." peer2 (L2's non-master end) rejects the node's QueueAdd
+// (LINK-13: ERR REJECTED at the node): a new QueueAdd for the same label.
+TEST(Net, NET_C_23_RejectedCreateIsReissuedInTheSameRound) {
+  Intermediate m;
+  QNET_START_MID(m);
+  Harness& h = m.h();
+  auto setup = m.Establish(1);
+  ASSERT_TRUE(setup) << h.NodeLog();
+  const size_t down_mark = h.peer_log(kDown).size();
+  const size_t phys_mark = h.physics_log().size();
+  ASSERT_TRUE(h.SendNet(RoundFrame(Key("peer", 1), 1), kUp));
+  auto add = AwaitLink(h, kDown, down_mark, LinkFrame::kAdd);
+  ASSERT_TRUE(add) << "no CREATE on L2";
+  ASSERT_TRUE(h.SendPeer(RejectFrame(add->msg.add().queue_id(), add->msg.add().origin_create_id(),
+                                     link::v1::ERROR_CODE_REJECTED, "harness says no", "L2"),
+                         kDown));
+  const size_t after = h.peer_log(kDown).size();
+  // If the item is already in a batch, the reject takes effect when the batch
+  // ends (LINK-23): end every batch of the rejected item IDLE.
+  std::optional<Timed<LinkFrame>> again;
+  size_t phys = phys_mark;
+  const auto end = std::chrono::steady_clock::now() + kWait;
+  while (!again && std::chrono::steady_clock::now() < end) {
+    if (auto g = AwaitGenerate(h, phys, "L2", Ms(20))) {
+      phys = h.physics_log().size();
+      if (g->msg.queue_id() == add->msg.add().queue_id())
+        ASSERT_TRUE(h.SendHerald(h.HeraldFor(g->msg, physical::v1::OUTCOME_IDLE, 0)));
+    }
+    again = AwaitLink(h, kDown, after, LinkFrame::kAdd, Ms(20));
+  }
+  ASSERT_TRUE(again) << "the rejected CREATE was not re-issued";
+  EXPECT_EQ(again->msg.add().create().purpose_id(), setup->links(1).label());
+  EXPECT_GT(again->msg.add().queue_id(), add->msg.add().queue_id());
+  QNET_STOP_AND_TRACE(h, trace);
+  int rounds = 0;
+  for (const auto& f : NetFramesIn(h.peer_log(kDown), NetworkFrame::kRound)) rounds += 1;
+  EXPECT_EQ(rounds, 1) << "the re-issue must stay in round 1";
+}
+
+// NET-C-25 "A link OK whose label belongs to no installed circuit [...] MUST
+// be released (physical Free) and counted as a drop (NO_CONSUMER)." The
+// harness (L's master) queues a pair with a network label no circuit has.
+TEST(Net, NET_C_25_PairForNoCircuitIsFreed) {
+  Intermediate m;
+  QNET_START_MID(m);
+  Harness& h = m.h();
+  const size_t phys = h.physics_log().size();
+  ASSERT_TRUE(h.SendPeer(
+      CircuitQueueAdd(1, "peer", "iut", kFirstLabel + 999, 0.8, h.NowNs() + 3'000'000), kUp));
+  auto g = AwaitGenerate(h, phys, "L");
+  ASSERT_TRUE(g && g->msg.has_slot()) << "no Generate for the harness's pair\n" << h.NodeLog();
+  ASSERT_TRUE(h.SendHerald(h.HeraldFor(g->msg, OUTCOME_SUCCESS, 1)));
+  auto freed = AwaitPhysics(h, phys, [&](const NodeToWorld& n) {
+    return n.has_free() && n.free().slot() == g->msg.slot();
+  });
+  EXPECT_TRUE(freed) << "pair of no circuit not freed";
+  QNET_STOP_AND_TRACE(h, trace);
+  EXPECT_EQ(Drops(trace, results::v1::DROP_REASON_NO_CONSUMER).size(), 1u) << Dump(trace);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 // for a two-link path, the intermediate "peer" and the tail "far" behind it).
 // The transport handshake the circuit hangs on is played with
 // qnet.transport.v1 messages in NetDatagrams (specs/transport.md).
+#include <cmath>
 #include <set>
 
 #include "google/protobuf/util/message_differencer.h"
@@ -89,7 +90,8 @@ class Tail {
     upper.set_connection(kHarnessConnection);
     upper.set_first_pair_id(1);
     const size_t mark = h_.peer_log(0).size();
-    h_.SendNet(Setup(key_, {"peer", "iut"}, {{"L", kLabel, 0.85}}, upper.SerializeAsString()), 0);
+    h_.SendNet(SetupFrame(key_, {"peer", "iut"}, {{"L", kLabel, 0.85}}, upper.SerializeAsString()),
+               0);
     auto a = AwaitPeer(h_, 0, mark, [](const wire::v1::Frame& f) {
       return f.has_network() && (f.network().has_accept() || f.network().has_refuse());
     });
@@ -125,11 +127,15 @@ class Tail {
     ASSERT_EQ(why, "") << "log of the node:\n" << (x).h().NodeLog(); \
   } while (0)
 
-// NET-C-15 "The tail MUST ask its upper layer and answer CircuitAccept (or
-// CircuitRefuse REFUSED)." NET-C-37 "The tail MUST hand the pair named by a
-// Deliver to its upper layer and answer DeliverAck with its seq." NET-C-38
-// "[...] a Deliver whose pair the tail does not hold MUST be answered with
-// DeliverNack."
+// NET-C-15 "The tail MUST ask its upper layer (`OnIncomingCircuit`); OK: it
+// installs the circuit, answers CircuitAccept [...]" (the transport accepts a
+// circuit naming its accepted connection). NET-C-37 "[...] on Deliver it hands
+// the pair up with the Deliver's seq and answers DeliverAck." NET-C-38 "A
+// Deliver whose pair the tail does not hold MUST be answered with
+// DeliverNack". NET-C-39 "A Deliver whose seq skips seqs MUST make the tail
+// send DeliverNack ("Deliver lost") for each skipped seq [...]". NET-C-64 "A
+// Deliver at the tail whose seq is not above the last one [...] MUST be
+// dropped".
 TEST(NetEnd, NET_C_37_TailAcksDeliveredPairsAndNacksUnknownOnes) {
   Tail t;
   QNET_START_END(t);
@@ -155,11 +161,37 @@ TEST(NetEnd, NET_C_37_TailAcksDeliveredPairsAndNacksUnknownOnes) {
   ASSERT_TRUE(nack->msg.network().has_deliver_nack()) << nack->msg.DebugString();
   EXPECT_TRUE(SameKey(nack->msg.network().deliver_nack().circuit(), t.key_));
   EXPECT_EQ(nack->msg.network().deliver_nack().seq(), 2u);
+  // Round 3 delivered as seq 5: Nacks for 3 and 4, Ack for 5.
+  ASSERT_TRUE(t.Pair(3));
+  mark = h.peer_log(0).size();
+  ASSERT_TRUE(h.SendNet(DeliverFrame(t.key_, 3, 5, Pair("peer", "iut", 3), h.NowNs()), 0));
+  auto ack5 = AwaitPeer(h, 0, mark, [](const wire::v1::Frame& f) {
+    return f.has_network() && f.network().has_deliver_ack();
+  });
+  ASSERT_TRUE(ack5) << "no DeliverAck for seq 5";
+  EXPECT_EQ(ack5->msg.network().deliver_ack().seq(), 5u);
+  // NET-C-64: seq 5 again is dropped, no answer.
+  const size_t before_dup = h.peer_log(0).size();
+  ASSERT_TRUE(h.SendNet(DeliverFrame(t.key_, 3, 5, Pair("peer", "iut", 3), h.NowNs()), 0));
+  Watch(h, Ms(300), 1);
   QNET_STOP_AND_TRACE(h, trace);
+  std::vector<uint64_t> nacked;
+  int acks_after_dup = 0;
+  for (size_t i = mark; i < h.peer_log(0).size(); ++i) {
+    const auto& f = h.peer_log(0)[i].msg;
+    if (f.has_network() && f.network().has_deliver_nack())
+      nacked.push_back(f.network().deliver_nack().seq());
+    if (i >= before_dup && f.has_network() &&
+        (f.network().has_deliver_ack() || f.network().has_deliver_nack()))
+      ++acks_after_dup;
+  }
+  EXPECT_EQ(nacked, (std::vector<uint64_t>{3, 4})) << "NET-C-39: one Nack per skipped seq";
+  EXPECT_EQ(acks_after_dup, 0) << "NET-C-64: a repeated Deliver was answered";
 }
 
-// NET-C-36 (tail side) "A tail receiving ReleasePair MUST free the named
-// pair." The pair of round 1 is released instead of delivered: Free of its slot.
+// NET-C-36 "[...] send ReleasePair(tail pair) to the tail (which frees it)";
+// NET-C-37 "The tail MUST hold last-link pairs until Deliver or ReleasePair
+// names them". The pair of round 1 is released instead of delivered.
 TEST(NetEnd, NET_C_36_TailFreesAReleasedPair) {
   Tail t;
   QNET_START_END(t);
@@ -233,12 +265,15 @@ class Head {
   network::v1::CircuitSetup setup_;
 };
 
-// NET-C-1 "The head MUST compute the path from its link-state database and
-// send a CircuitSetup to the next hop naming the circuit (head, number 1, 2,
-// ...), the path, one HopLink per link with its own label on the first link,
-// and the upper layer's bytes." Checked for the transport's circuit to far.
+// NET-C-1 "`OpenCircuit` MUST compute the path with the router's current
+// shortest route [...]"; NET-C-9 (circuit numbers 1, 2, 3 per head); NET-C-10
+// (the head labels link 1 from kFirstNetworkLabel); NET-C-5 "Each link MUST get
+// the minimum fidelity w_i_min = w_i * s^(1/n) [...]" with NET-C-6's s =
+// w_t / prod w (infinite memories, no cutoff). The connection asks for 0.7 end
+// to end over two links of 0.9; the transport's CircuitUpper names the
+// connection and pair id 1 (specs/transport.md).
 TEST(NetEnd, NET_C_1_HeadSignalsTheRoutedPath) {
-  Head x;
+  Head x(R"(min-fidelity="0.7")");
   QNET_START_END(x);
   const auto& s = x.setup();
   EXPECT_EQ(s.circuit().head(), "iut");
@@ -253,15 +288,25 @@ TEST(NetEnd, NET_C_1_HeadSignalsTheRoutedPath) {
   ASSERT_TRUE(upper.ParseFromString(s.upper()));
   EXPECT_EQ(upper.first_pair_id(), 1u);
   EXPECT_NE(upper.connection(), 0u);
+  // NET-C-5/NET-C-6: w = 0.8667 per link, w_t = 0.6, s = w_t / w^2, each link w * sqrt(s).
+  const double w = (4 * 0.9 - 1) / 3, wt = (4 * 0.7 - 1) / 3;
+  const double w_min = w * std::sqrt(wt / (w * w));
+  for (int i = 0; i < 2; ++i)
+    EXPECT_NEAR(s.links(i).min_fidelity(), (1 + 3 * w_min) / 4, 1e-6) << "link " << i;
+  EXPECT_EQ(s.cutoff_ns(), 0u) << "infinite memories, no explicit cutoff: no cutoff";
+  EXPECT_NEAR(s.min_fidelity(), 0.7, 1e-12);
+  EXPECT_NEAR(s.expected_fidelity(), (1 + 3 * w * w) / 4, 1e-9) << "NET-R-29";
   QNET_STOP_AND_TRACE(x.h(), trace);
 }
 
-// NET-C-31 "The head MUST compute the round's Bell state as
-// B = bell(h) xor (outcome xor downstream_bell) over the SwapRecords";
-// NET-C-33 (Probe with B and label head/number/seq); NET-C-35 "the head MUST
-// apply the Pauli correction of B to its qubit" (PSI_PLUS X, PHI_MINUS Z,
-// PSI_MINUS Y, none for PHI_PLUS); NET-C-34 "[...] and send Deliver(seq, tail
-// pair) along the circuit"; NET-C-20 then Round(r+1). Four rounds cover all
+// NET-C-31 "The head MUST complete round r when it holds its link-1 pair h and
+// the SwapRecords of every intermediate; the pair's Bell state is B = bell(h)
+// xor (outcome_k xor downstream_bell_k) over k"; NET-C-33 "[...] the head MUST
+// send `Probe{slot, B, "<head>/<number>/<seq>"}`"; NET-C-35 "[...] the head
+// MUST apply the Pauli correction to its qubit: PSI_PLUS -> X, PHI_MINUS -> Z,
+// PSI_MINUS -> Y, PHI_PLUS -> none"; NET-C-34 "[...] send Deliver(round, seq,
+// tail pair id, [...]) towards the tail"; NET-C-32 (seq 1, 2, 3, ...);
+// NET-C-20 (round r+1 as soon as round r is completed). Four rounds cover all
 // four corrections.
 TEST(NetEnd, NET_C_31_HeadTracksTheBellStateAndCorrects) {
   Head x;
@@ -340,11 +385,12 @@ TEST(NetEnd, NET_C_31_HeadTracksTheBellStateAndCorrects) {
   QNET_STOP_AND_TRACE(h, trace);
 }
 
-// NET-C-36 "If the round's completion time minus its oldest herald time
-// exceeds the circuit's cutoff, the head MUST discard the round: free its
-// pair, send ReleasePair(tail pair) towards the tail, deliver nothing, and
-// start the next round." Cutoff 50 ms; the SwapRecord reports a downstream
-// pair heralded 1 s before.
+// NET-C-36 "If the completion time minus the oldest herald time of the round's
+// link pairs exceeds the cutoff, the head MUST instead free h, send
+// ReleasePair(tail pair) to the tail [...]"; NET-C-20 (the next round starts);
+// NET-C-32 "[...] discarded rounds take no seq": round 2, completed in time, is
+// seq 1. Cutoff 50 ms (carried in the setup, NET-C-11); round 1's SwapRecord
+// reports a downstream pair heralded 1 s before.
 TEST(NetEnd, NET_C_36_HeadDiscardsRoundsOlderThanTheCutoff) {
   Head x(R"(cutoff-s="0.05")");
   QNET_START_END(x);
@@ -388,10 +434,9 @@ TEST(NetEnd, NET_C_36_HeadDiscardsRoundsOlderThanTheCutoff) {
   for (const auto& m : h.physics_log()) EXPECT_FALSE(m.msg.has_probe()) << "discarded round probed";
 }
 
-// NET-C-38 (head side) "A DeliverNack MUST make the head report that seq
-// expired to its upper layer" -- observed through the transport above, which
-// tells the other end which pair ids expired (specs/transport.md, Expired
-// over the connection's reliable stream).
+// NET-C-38 "[...] the head reports that seq with `OnPairExpired`" -- observed
+// through the transport above, which tells the other end which pair ids
+// expired (specs/transport.md: Expired over the connection's reliable stream).
 TEST(NetEnd, NET_C_38_HeadReportsANackedSeqExpired) {
   Head x;
   QNET_START_END(x);
