@@ -76,6 +76,7 @@ void CheckDepolarisingChain(const std::string& name, int links, double p, double
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->pairs_one_end(), 0u);
   EXPECT_NEAR(s->true_fidelity_mean(), fid.mean, 1e-9);
+  if (!::testing::Test::HasFailure()) RemoveOutput(*run);
 }
 
 TEST(DepolarisingChainTest, TwoLinks) { CheckDepolarisingChain("depol2", 2, 0.02, 0.02, 10, 22); }

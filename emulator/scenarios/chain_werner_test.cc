@@ -97,6 +97,10 @@ void CheckWernerChain(const std::string& name, const std::vector<LinkGen>& links
   EXPECT_EQ(s->pairs(), kPairs);
   EXPECT_EQ(s->pairs_one_end(), 0u);
   EXPECT_NEAR(s->true_fidelity_mean(), expected_f, 0.01);
+  // RES-30 is the same figure as the gaps computed here.
+  EXPECT_NEAR(s->mean_time_between_deliveries_s(), gap.mean, 1e-6 * gap.mean);
+  EXPECT_EQ(s->swaps(), c.swaps);
+  if (!::testing::Test::HasFailure()) RemoveOutput(*run);
 }
 
 std::vector<LinkGen> Equal(int n, double p, double f) { return std::vector<LinkGen>(n, {p, f}); }

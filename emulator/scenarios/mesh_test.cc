@@ -105,6 +105,7 @@ void CheckMesh(const std::string& name, const std::string& xml, const MeshGen& m
     }
     (void)delivered;
   }
+  if (!::testing::Test::HasFailure()) RemoveOutput(*run);
 }
 
 MeshGen Mesh(const std::string& name, uint64_t seed) {

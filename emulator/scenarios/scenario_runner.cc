@@ -15,7 +15,9 @@
 
 namespace qnet::scenarios {
 
-absl::StatusOr<ScenarioRun> RunScenario(const std::string& xml, const std::string& name) {
+absl::StatusOr<ScenarioRun> RunScenario(
+    const std::string& xml, const std::string& name,
+    const std::function<void(const backend::SimProgress&)>& progress) {
   absl::StatusOr<Topology> topology = ParseTopology(xml, name + ".xml");
   if (!topology.ok()) return topology.status();
   const char* tmp = std::getenv("TEST_TMPDIR");
@@ -25,13 +27,19 @@ absl::StatusOr<ScenarioRun> RunScenario(const std::string& xml, const std::strin
   run.out_dir = absl::StrCat(base, "/qnet_scenario_", name, "_", getpid());
   std::filesystem::remove_all(run.out_dir);
   const auto start = std::chrono::steady_clock::now();
-  if (absl::Status s = backend::RunSimulation(run.topology, run.out_dir); !s.ok()) return s;
+  if (absl::Status s = backend::RunSimulation(run.topology, run.out_dir, progress); !s.ok())
+    return s;
   run.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   absl::StatusOr<results::v1::Summary> summary =
       results::Summarize(run.topology, run.out_dir, "sim");
   if (!summary.ok()) return summary.status();
   run.summary = *std::move(summary);
   return run;
+}
+
+void RemoveOutput(const ScenarioRun& run) {
+  std::error_code ec;
+  std::filesystem::remove_all(run.out_dir, ec);
 }
 
 absl::StatusOr<std::map<std::string, CircuitTrace>> ReadCircuits(const ScenarioRun& run) {

@@ -5,12 +5,14 @@
 #define QNET_EMULATOR_SCENARIOS_SCENARIO_RUNNER_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "emulator/backend/sim_backend.h"
 #include "qnet/results/v1/results.pb.h"
 #include "stack/topology.h"
 
@@ -25,7 +27,13 @@ struct ScenarioRun {
 
 // Parses `xml`, runs it in the sim backend under a fresh temporary folder
 // named after `name`, and summarises it.
-absl::StatusOr<ScenarioRun> RunScenario(const std::string& xml, const std::string& name);
+// `progress`, if set, is passed to RunSimulation.
+absl::StatusOr<ScenarioRun> RunScenario(
+    const std::string& xml, const std::string& name,
+    const std::function<void(const backend::SimProgress&)>& progress = nullptr);
+
+// Deletes the run's output folder (traces of big runs take tens of MB).
+void RemoveOutput(const ScenarioRun& run);
 
 // One circuit as the traces show it.
 struct CircuitTrace {
