@@ -19,6 +19,9 @@ using results::v1::DROP_REASON_UNKNOWN_LINK;
 
 namespace {
 
+// Hop limit of a new datagram: 64, or twice the current path length on larger
+// networks (NET-C-70), so that long chains are reachable while a transient
+// routing loop still ends.
 constexpr uint32_t kDatagramTtl = 64;
 
 v1::CircuitKey ToProto(const CircuitKey& key) {
@@ -162,7 +165,11 @@ absl::Status NetworkLayer::Impl::SendDatagram(const std::string& destination, st
   v1::NetDatagram* d = frame.mutable_datagram();
   d->set_source(node_);
   d->set_destination(destination);
-  d->set_ttl(kDatagramTtl);
+  uint32_t ttl = kDatagramTtl;
+  if (std::optional<Route> route = router_->RouteTo(destination); route.has_value()) {
+    ttl = std::max<uint32_t>(ttl, 2 * static_cast<uint32_t>(route->path.size()));
+  }
+  d->set_ttl(ttl);
   d->set_payload(std::move(payload));
   Send(*next, frame);
   return absl::OkStatus();

@@ -134,6 +134,7 @@ class LinkStateRouter::Impl {
   }
 
   void Start() {
+    started_ = true;
     const Time now = runtime_->Now();
     for (auto& l : links_) {
       l.up = true;  // NET-R-4
@@ -155,6 +156,10 @@ class LinkStateRouter::Impl {
       return;
     }
     ++stats_.hellos_received;
+    // Before Start every link is about to come up at once (NET-R-4); a hello
+    // that arrives first must not bring one link up alone and make the node
+    // advertise a partial link set.
+    if (!started_) return;
     LinkState& l = links_[it->second];
     l.dead_timer->ArmAt(runtime_->Now() + DeadInterval());  // NET-R-2
     if (!l.up) SetUp(it->second, true);                     // NET-R-5
@@ -360,6 +365,14 @@ class LinkStateRouter::Impl {
       auto it = link_index_.find(l.link());
       const bool names_me = l.neighbour() == node_;
       const bool mine = it != link_index_.end();
+      if (a.origin() == node_) {
+        // Our own advert flooded back: its links must be ours, as we have them.
+        if (!mine || links_[it->second].local.neighbour != l.neighbour()) {
+          return absl::StrCat("own advert names link ", l.link(), " to ", l.neighbour(),
+                              " that is not one of the receiver's links");
+        }
+        continue;
+      }
       if ((names_me || mine) &&
           !(names_me && mine && links_[it->second].local.neighbour == a.origin())) {
         return absl::StrCat("link ", l.link(), " to ", l.neighbour(),
@@ -507,6 +520,7 @@ class LinkStateRouter::Impl {
   std::unique_ptr<Timer> hello_timer_, refresh_timer_, notify_timer_;
 
   uint64_t own_sequence_ = 0;
+  bool started_ = false;
   std::map<std::string, v1::LinkStateAdvert> lsdb_;  // newest per origin, own included
 
   mutable bool dirty_ = true;
