@@ -319,6 +319,55 @@ TEST(CircuitLinkErrors, NET_C_38_PairTheTailNeverHadIsExpiredAtTheHead) {
   ExpectConsistent(w.listener("n0"), w.listener("n1"), key);
 }
 
+// Mid-run consistency: the tail's seqs increase, each was delivered at the
+// head, and every head seq up to the tail's latest is at the tail or expired.
+void ExpectConsistentSoFar(const RecordingNetListener& head, const RecordingNetListener& tail,
+                           const CircuitKey& key) {
+  std::set<uint64_t> head_seqs, covered;
+  for (uint64_t s : head.Seqs(key)) head_seqs.insert(s);
+  uint64_t last = 0;
+  for (uint64_t s : tail.Seqs(key)) {
+    EXPECT_GT(s, last) << "tail order";
+    last = s;
+    EXPECT_TRUE(head_seqs.contains(s)) << "seq " << s << " delivered at the tail only";
+    covered.insert(s);
+  }
+  for (const auto& e : head.expired) {
+    if (e.key == key) covered.insert(e.seq);
+  }
+  for (uint64_t s : head_seqs) {
+    if (s <= last) {
+      EXPECT_TRUE(covered.contains(s)) << "seq " << s << " lost at the tail";
+    }
+  }
+}
+
+// NET-C-38a: a Deliver that overtakes its pair's OK at the tail waits for it
+// (no expiry, order kept); one whose OK comes later than deliver_wait is
+// refused and expired at the head only.
+TEST(CircuitLinkErrors, NET_C_38a_DeliverWaitsForALateOkThenRefuses) {
+  CircuitWorld w(CircuitWorld::Chain(2, 0.2, absl::Microseconds(10)));
+  w.Start();
+  const CircuitKey key = Open(w, "n0", "n2");
+  ASSERT_TRUE(w.RunUntil([&] { return w.listener("n2").pairs.size() >= 3; }, absl::Seconds(1)));
+  // The last link's next 5 OKs reach the tail (side 1 of l1) 10 ms late:
+  // within the 50 ms wait.
+  w.link("l1").DelayNextOks(/*side=*/1, 5, absl::Milliseconds(10));
+  ASSERT_TRUE(w.RunUntil([&] { return w.listener("n2").pairs.size() >= 12; }, absl::Seconds(2)));
+  EXPECT_TRUE(w.listener("n0").expired.empty());
+  for (const auto& e : w.listener("n0").expired) ADD_FAILURE() << e.seq << ": " << e.detail;
+  ExpectConsistentSoFar(w.listener("n0"), w.listener("n2"), key);
+  // One OK 80 ms late: beyond the wait, so that seq is refused.
+  const size_t before = w.listener("n2").pairs.size();
+  w.link("l1").DelayNextOks(/*side=*/1, 1, absl::Milliseconds(80));
+  ASSERT_TRUE(
+      w.RunUntil([&] { return w.listener("n2").pairs.size() >= before + 10; }, absl::Seconds(2)));
+  ASSERT_EQ(w.listener("n0").expired.size(), 1u);
+  const uint64_t lost = w.listener("n0").expired[0].seq;
+  for (uint64_t s : w.listener("n2").Seqs(key)) EXPECT_NE(s, lost);
+  ExpectConsistentSoFar(w.listener("n0"), w.listener("n2"), key);
+}
+
 // NET-C-60..NET-C-65: untrusted frames are counted, traced drops and change
 // nothing: the circuit goes on delivering consistent pairs.
 TEST(CircuitFrames, NET_C_65_MalformedFramesAreCountedDrops) {

@@ -142,6 +142,7 @@ void NetworkLayer::Impl::OnLinkOk(const link::v1::Ok& ok) {
   }
   if (c.tail) {  // NET-C-37
     c.held.push_back(pair);
+    if (!c.pending_delivers.empty()) ServePendingDelivers(key);  // NET-C-38a
     return;
   }
   if (c.up_pair) {
@@ -410,28 +411,85 @@ void NetworkLayer::Impl::HandleDeliver(const std::string& neighbour, const v1::D
                                                     c->key.ToString(), " after seq ", c->last_seq));
     return;
   }
-  const CircuitKey key = c->key;
-  auto send_nack = [&](uint64_t s, const std::string& detail) {
-    v1::NetworkFrame frame;
-    v1::DeliverNack* n = frame.mutable_deliver_nack();
-    *n->mutable_circuit() = deliver.circuit();
-    n->set_seq(s);
-    n->set_detail(detail);
-    Send(neighbour, frame);
-  };
   // NET-C-39: seqs skipped were Delivers lost on the way; their pairs are the
-  // older held ones, released below.
-  for (uint64_t s = c->last_seq + 1; s < seq; ++s) send_nack(s, "Deliver lost");
+  // older held ones, released when a later pair is handed up.
+  for (uint64_t s = c->last_seq + 1; s < seq; ++s) {
+    SendDeliverNack(neighbour, deliver.circuit(), s, "Deliver lost");
+  }
   c->last_seq = seq;
-  auto it = std::find_if(c->held.begin(), c->held.end(),
-                         [&](const LinkPair& p) { return SamePair(p.id, deliver.tail_pair()); });
-  if (it == c->held.end()) {  // NET-C-38
-    send_nack(seq, absl::StrCat("pair ", PairName(deliver.tail_pair()), " not held at ", node_));
+  // Delivers are served in seq order; one whose pair's OK has not arrived yet
+  // waits (NET-C-38a: the OK may still be on its way on real-time backends).
+  c->pending_delivers.push_back({neighbour, deliver, runtime_->Now() + options_.deliver_wait});
+  ServePendingDelivers(c->key);
+}
+
+void NetworkLayer::Impl::SendDeliverNack(const std::string& neighbour,
+                                         const v1::CircuitKey& circuit, uint64_t seq,
+                                         const std::string& detail) {
+  v1::NetworkFrame frame;
+  v1::DeliverNack* n = frame.mutable_deliver_nack();
+  *n->mutable_circuit() = circuit;
+  n->set_seq(seq);
+  n->set_detail(detail);
+  Send(neighbour, frame);
+}
+
+void NetworkLayer::Impl::ServePendingDelivers(const CircuitKey& key) {
+  const Time now = runtime_->Now();
+  for (;;) {
+    // Looked up afresh each time: handing a pair up may close the circuit.
+    auto cit = circuits_.find(key);
+    if (cit == circuits_.end()) return;
+    Circuit& c = cit->second;
+    if (c.pending_delivers.empty()) break;
+    if (!DeliverHeld(c, c.pending_delivers.front().neighbour, c.pending_delivers.front().deliver,
+                     /*pop_first=*/true)) {
+      const Circuit::PendingDeliver& p = c.pending_delivers.front();
+      if (p.refuse_at > now) break;  // keep waiting, and keep the order
+      SendDeliverNack(
+          p.neighbour, p.deliver.circuit(), p.deliver.seq(),  // NET-C-38
+          absl::StrCat("pair ", PairName(p.deliver.tail_pair()), " not held at ", node_));
+      c.pending_delivers.pop_front();
+    }
+  }
+  Circuit& c = circuits_.at(key);
+  if (c.pending_delivers.empty()) {
+    if (c.deliver_timer) c.deliver_timer->Cancel();
     return;
   }
-  for (auto old = c->held.begin(); old != it; ++old) ReleasePair(c->upstream.link, *old);
+  if (!c.deliver_timer) {
+    c.deliver_timer = runtime_->CreateTimer([this, key] { ServePendingDelivers(key); });
+  }
+  c.deliver_timer->ArmAt(c.pending_delivers.front().refuse_at);
+}
+
+bool NetworkLayer::Impl::DeliverHeld(Circuit& cref, const std::string& neighbour_ref,
+                                     const v1::Deliver& deliver_ref, bool pop_first) {
+  Circuit* c = &cref;
+  const CircuitKey key = c->key;
+  auto it = std::find_if(c->held.begin(), c->held.end(), [&](const LinkPair& p) {
+    return SamePair(p.id, deliver_ref.tail_pair());
+  });
+  if (it == c->held.end()) return false;
+  // Copies: the references may point into pending_delivers, popped here.
+  const std::string neighbour = neighbour_ref;
+  const v1::Deliver deliver = deliver_ref;
+  const uint64_t seq = deliver.seq();
+  if (pop_first) c->pending_delivers.pop_front();
   const LinkPair pair = *it;
-  c->held.erase(c->held.begin(), it + 1);
+  // NET-C-39: held pairs older than this one (by the link's sequence; OKs can
+  // arrive out of order on real-time backends, NET-C-38a) will never be named
+  // by a Deliver any more.
+  std::deque<LinkPair> keep;
+  for (const LinkPair& p : c->held) {
+    if (SamePair(p.id, pair.id)) continue;
+    if (p.id.origin() == pair.id.origin() && p.id.sequence() < pair.id.sequence()) {
+      ReleasePair(c->upstream.link, p);
+    } else {
+      keep.push_back(p);
+    }
+  }
+  c->held = std::move(keep);
   EndPair end;
   end.circuit = key;
   end.seq = seq;
@@ -462,6 +520,7 @@ void NetworkLayer::Impl::HandleDeliver(const std::string& neighbour, const v1::D
   ack->set_seq(seq);
   Send(neighbour, frame);
   listener_->OnPair(end);
+  return true;
 }
 
 void NetworkLayer::Impl::HandleDeliverAck(const std::string& neighbour, const v1::DeliverAck& ack) {

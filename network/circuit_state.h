@@ -65,6 +65,15 @@ struct Circuit {
   // Tail: last-link pairs awaiting Deliver or ReleasePair, oldest first.
   std::deque<LinkPair> held;
   uint64_t last_seq = 0;
+  // Delivers that arrived before their pair's OK (NET-C-38a), in seq order,
+  // each with the time after which it is refused.
+  struct PendingDeliver {
+    std::string neighbour;
+    v1::Deliver deliver;
+    Time refuse_at;
+  };
+  std::deque<PendingDeliver> pending_delivers;
+  std::unique_ptr<Timer> deliver_timer;
 
   const char* role() const { return head ? "head" : tail ? "tail" : "intermediate"; }
 };
@@ -143,6 +152,15 @@ class NetworkLayer::Impl {
   void TrySwap(Circuit& c);
   void TryComplete(CircuitKey key);
   void HandleDeliver(const std::string& neighbour, const v1::Deliver& deliver);
+  // Tail: hands up the pair a Deliver names if held; false if not (yet).
+  // With pop_first, the Deliver is the front of c.pending_delivers and is
+  // popped before the pair is handed up (which may close the circuit).
+  bool DeliverHeld(Circuit& c, const std::string& neighbour, const v1::Deliver& deliver,
+                   bool pop_first);
+  // Tail: retries parked Delivers and refuses those whose wait is over.
+  void ServePendingDelivers(const CircuitKey& key);
+  void SendDeliverNack(const std::string& neighbour, const v1::CircuitKey& circuit, uint64_t seq,
+                       const std::string& detail);
   void HandleDeliverAck(const std::string& neighbour, const v1::DeliverAck& ack);
   void HandleDeliverNack(const std::string& neighbour, const v1::DeliverNack& nack);
   void HandleRelease(const std::string& neighbour, const v1::ReleasePair& release);

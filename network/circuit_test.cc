@@ -151,7 +151,9 @@ TEST_P(ChainTest, NET_C_31_NET_C_37_SameSeqsBothEndsAndTrueBellState) {
     ASSERT_TRUE(d.partner.has_value()) << "seq " << d.pair.seq;
     EXPECT_EQ(d.partner->frame, 0) << "seq " << d.pair.seq << " not PHI_PLUS after correction";
     EXPECT_EQ(d.partner->qubit.node, tail);
-    if (tail_slot.contains(d.pair.seq)) EXPECT_EQ(d.partner->qubit.slot, tail_slot[d.pair.seq]);
+    if (tail_slot.contains(d.pair.seq)) {
+      EXPECT_EQ(d.partner->qubit.slot, tail_slot[d.pair.seq]);
+    }
     EXPECT_EQ(d.pair.remote_node, tail);
   }
   // NET-C-33: one probe per delivered pair, label "<head>/<number>/<seq>",

@@ -45,26 +45,30 @@ inline bool IsNetworkPurpose(uint32_t purpose_id) { return purpose_id >= kFirstN
 
 // One link end of this node, as the network layer sees it.
 struct NetworkLink {
-  LocalLink local;                  // name, neighbour, advertised metrics
+  LocalLink local;  // name, neighbour, advertised metrics
   link::LinkService* service = nullptr;
 };
 
 struct NetworkOptions {
   RouterOptions router;
-  uint32_t link_priority = 0;       // priority of circuit CREATEs (0 highest)
+  uint32_t link_priority = 0;                           // priority of circuit CREATEs (0 highest)
   absl::Duration create_retry = absl::Milliseconds(1);  // pause before re-issuing a failed CREATE
   absl::Duration setup_timeout = absl::Seconds(2);      // head: no Accept/Refuse by then -> down
+  // Tail: how long a Deliver waits for its pair's OK before it is refused
+  // (NET-C-38a; only real-time backends, whose herald and frame delivery
+  // jitter, ever need it).
+  absl::Duration deliver_wait = absl::Milliseconds(50);
 };
 
 struct NetworkStats {
-  uint64_t circuits_opened = 0;     // at this head
-  uint64_t circuits_transit = 0;    // installed here as an intermediate or tail
+  uint64_t circuits_opened = 0;   // at this head
+  uint64_t circuits_transit = 0;  // installed here as an intermediate or tail
   uint64_t swaps = 0;
-  uint64_t rounds_completed = 0;    // head
-  uint64_t rounds_discarded = 0;    // head, by cutoff
-  uint64_t pairs_delivered = 0;     // OnPair calls at this node
+  uint64_t rounds_completed = 0;  // head
+  uint64_t rounds_discarded = 0;  // head, by cutoff
+  uint64_t pairs_delivered = 0;   // OnPair calls at this node
   uint64_t pairs_expired = 0;
-  uint64_t drops = 0;               // refused inputs (each traced)
+  uint64_t drops = 0;  // refused inputs (each traced)
 };
 
 class NetworkLayer : public NetworkService {

@@ -218,6 +218,14 @@ void FakeLink::Herald(uint32_t slot_a, uint32_t slot_b) {
       continue;
     }
     ends_[s].held.insert(ok.slot());
+    if (delay_ok_count_[s] > 0) {  // this end hears its herald late
+      --delay_ok_count_[s];
+      const uint64_t epoch = epoch_;
+      sim_->Schedule(sim_->Now() + delay_ok_[s], [this, s, ok, epoch] {
+        if (epoch == epoch_) ends_[s].ok(ok);
+      });
+      continue;
+    }
     ends_[s].ok(ok);
   }
   if (expire) {

@@ -143,6 +143,12 @@ class FakeLink {
     expire_count_ = count;
     expire_ok_side_ = ok_side;
   }
+  // The next `count` OKs at end `side` arrive `delay` after the herald (a
+  // late herald, as scheduling jitter makes it on real-time backends).
+  void DelayNextOks(int side, int count, absl::Duration delay) {
+    delay_ok_count_[side] = count;
+    delay_ok_[side] = delay;
+  }
   // Cut: queued CREATEs are dropped, nothing is heralded any more.
   void Cut();
   bool cut() const { return cut_; }
@@ -188,6 +194,8 @@ class FakeLink {
   link::v1::ErrorCode fail_code_ = link::v1::ERROR_CODE_UNSPECIFIED;
   int fail_count_ = 0;
   int expire_count_ = 0;
+  int delay_ok_count_[2] = {0, 0};
+  absl::Duration delay_ok_[2] = {absl::ZeroDuration(), absl::ZeroDuration()};
   int expire_ok_side_ = 0;
   std::vector<HeraldRecord> heralds_;
   uint64_t violations_ = 0;
