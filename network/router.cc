@@ -162,7 +162,14 @@ class LinkStateRouter::Impl {
     if (!started_) return;
     LinkState& l = links_[it->second];
     l.dead_timer->ArmAt(runtime_->Now() + DeadInterval());  // NET-R-2
-    if (!l.up) SetUp(it->second, true);                     // NET-R-5
+    if (!l.up) {
+      SetUp(it->second, true);  // NET-R-5
+    } else if (!l.heard) {
+      // NET-R-7a: the first hello proves the neighbour can hear us now; what
+      // was flooded before its connection existed was lost, so send it all.
+      for (const auto& [origin, advert] : lsdb_) SendAdvert(l.local.neighbour, advert);
+    }
+    l.heard = true;
   }
 
   void OnAdvert(const std::string& from, const v1::LinkStateAdvert& advert) {
@@ -244,6 +251,7 @@ class LinkStateRouter::Impl {
   struct LinkState {
     LocalLink local;
     bool up = false;
+    bool heard = false;  // a hello came on this link since Start
     std::unique_ptr<Timer> dead_timer;
   };
   struct CachedRoute {

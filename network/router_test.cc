@@ -718,3 +718,30 @@ TEST(RouterPairTime, NET_R_30_ExpectedMaxPairTime) {
 
 }  // namespace
 }  // namespace qnet::network
+
+namespace qnet::network {
+namespace {
+
+// NET-R-7a: adverts flooded before a neighbour's connection existed are lost;
+// the first hello on the link brings the database over at once instead of at
+// the next refresh (10 s here).
+TEST(RouterFlooding, NET_R_7a_FirstHelloBringsTheDatabase) {
+  RouterOptions options = Options(RoutingMetric::kHops);
+  RouterNet net(Chain(3), options);
+  // The middle link carries nothing for the first 30 ms (less than the dead
+  // interval, so it never goes down): the start adverts across it are lost.
+  net.Cut(Name(1), Name(2));
+  net.Start();
+  net.RunFor(absl::Milliseconds(30));
+  EXPECT_FALSE(net.router(Name(0)).RouteTo(Name(2)).has_value());
+  net.Restore(Name(1), Name(2));
+  // One hello interval plus the delays later, both ends know each other.
+  net.RunFor(options.hello_interval + absl::Milliseconds(5));
+  ASSERT_TRUE(net.router(Name(0)).RouteTo(Name(2)).has_value());
+  ASSERT_TRUE(net.router(Name(2)).RouteTo(Name(0)).has_value());
+  EXPECT_EQ(net.router(Name(0)).RouteTo(Name(2))->path.size(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(net.node(Name(i)).link_changes.empty()) << i;
+}
+
+}  // namespace
+}  // namespace qnet::network
