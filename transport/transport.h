@@ -27,13 +27,14 @@ using ConnectionId = uint64_t;  // local handle, unique per node
 enum class PairType { kKeep, kMeasure };
 
 struct Qos {
-  double min_fidelity = 0.0;      // end to end
-  uint32_t pairs = 0;             // 0: until closed
-  double min_rate_hz = 0.0;       // admission against the path's expected rate; 0: none
+  double min_fidelity = 0.0;  // end to end
+  uint32_t pairs = 0;         // 0: until closed
+  double min_rate_hz = 0.0;   // admission against the path's expected rate; 0: none
   PairType type = PairType::kKeep;
   link::v1::BasisChoice basis = link::v1::BASIS_CHOICE_XZ;  // measure: per pair, both ends
-  uint32_t window = 1;            // unreleased kept pairs per end before generation waits
+  uint32_t window = 1;                   // unreleased kept pairs per end before generation waits
   std::optional<absl::Duration> cutoff;  // absent: the network layer's default
+  double z_probability = 0.5;            // XZ measure pairs: P(Z) at each end (TRN-M2a)
 };
 
 // A qubit a socket owner can operate on: its half of a delivered kept pair, or
@@ -44,12 +45,12 @@ struct QubitRef {
 };
 
 enum class CloseReason {
-  kLocal,          // this end closed
-  kPeer,           // the other end closed
-  kDone,           // the requested number of pairs was delivered
-  kRefused,        // no socket at the remote port, or the peer refused
-  kUnreachable,    // no route, or no circuit could be set up (after retries)
-  kFailed,         // the circuit failed and could not be re-established
+  kLocal,        // this end closed
+  kPeer,         // the other end closed
+  kDone,         // the requested number of pairs was delivered
+  kRefused,      // no socket at the remote port, or the peer refused
+  kUnreachable,  // no route, or no circuit could be set up (after retries)
+  kFailed,       // the circuit failed and could not be re-established
 };
 
 struct ConnectionInfo {
@@ -107,8 +108,7 @@ class TransportService {
   // consumed qubits; nothing happens then.
   virtual absl::Status Release(const QubitRef& qubit) = 0;
   virtual absl::StatusOr<QubitRef> AllocateQubit(SocketId socket) = 0;  // |0>
-  virtual absl::Status Gate(const QubitRef& qubit, physical::v1::GateKind kind,
-                            double angle) = 0;
+  virtual absl::Status Gate(const QubitRef& qubit, physical::v1::GateKind kind, double angle) = 0;
   // Measures and consumes the qubit; the result comes through OnMeasured.
   // `basis` UNSPECIFIED with an angle: the observable cos(angle) Z + sin(angle) X.
   virtual absl::StatusOr<uint64_t> Measure(const QubitRef& qubit, physical::v1::Basis basis,

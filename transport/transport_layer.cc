@@ -22,6 +22,7 @@ v1::Qos ToWire(const Qos& q) {
   w.set_basis(q.basis);
   w.set_window(q.window);
   if (q.cutoff) w.set_cutoff_ns(absl::ToInt64Nanoseconds(*q.cutoff));
+  if (q.z_probability != 0.5) w.set_z_probability(q.z_probability);
   return w;
 }
 
@@ -34,6 +35,7 @@ Qos FromWire(const v1::Qos& w) {
   q.basis = w.basis();
   q.window = w.window();
   if (w.has_cutoff_ns()) q.cutoff = absl::Nanoseconds(static_cast<int64_t>(w.cutoff_ns()));
+  if (w.has_z_probability()) q.z_probability = w.z_probability();
   return q;
 }
 
@@ -48,6 +50,7 @@ std::string QosProblem(const Qos& q, uint32_t memories, bool wire_type_known = t
     return absl::StrCat("window ", q.window, " exceeds the node's ", memories, " memories");
   }
   if (q.cutoff && *q.cutoff <= absl::ZeroDuration()) return "cutoff not positive";
+  if (!(q.z_probability >= 0.0 && q.z_probability <= 1.0)) return "z_probability not in [0, 1]";
   return "";
 }
 
@@ -636,8 +639,13 @@ void TransportLayer::HandlePair(Connection& c, uint64_t pair_id, const network::
         basis = three[rng_.Below(3)];
         break;
       }
-      default:  // XZ and UNSPECIFIED (TRN-M2)
-        basis = rng_.Below(2) == 0 ? physical::v1::BASIS_X : physical::v1::BASIS_Z;
+      default:  // XZ and UNSPECIFIED (TRN-M2, TRN-M2a)
+        if (c.qos.z_probability == 0.5) {
+          basis = rng_.Below(2) == 0 ? physical::v1::BASIS_X : physical::v1::BASIS_Z;
+        } else {
+          basis =
+              rng_.Bernoulli(c.qos.z_probability) ? physical::v1::BASIS_Z : physical::v1::BASIS_X;
+        }
     }
     p.kept = false;
     p.basis = basis;

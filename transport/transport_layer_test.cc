@@ -328,6 +328,31 @@ TEST_F(TransportTest, TRN_M3_MeasuredPairsReportRawOutcomesPerBasis) {
   ExpectPoolsFull();
 }
 
+// TRN-M2a: a biased XZ choice draws Z with the initiator's z_probability at
+// both ends (the responder learns it in the handshake); matching-Z outcomes agree.
+TEST_F(TransportTest, TRN_M2a_BiasedBasisChoiceAtBothEnds) {
+  Qos qos;
+  qos.type = PairType::kMeasure;
+  qos.basis = link::v1::BASIS_CHOICE_XZ;
+  qos.z_probability = 0.9;
+  qos.pairs = 400;
+  Connect(qos);
+  RunFor(4);
+  ASSERT_EQ(ra_->pairs.size(), 400u);
+  ASSERT_EQ(rb_->pairs.size(), 400u);
+  int z_a = 0, z_b = 0;
+  for (size_t i = 0; i < 400; ++i) {
+    const Pair& pa = ra_->pairs[i];
+    const Pair& pb = rb_->pairs[i];
+    z_a += pa.basis == physical::v1::BASIS_Z;
+    z_b += pb.basis == physical::v1::BASIS_Z;
+    if (pa.basis == pb.basis) EXPECT_EQ(pa.result, pb.result) << pa.pair_id;
+  }
+  // 360 expected, sigma = sqrt(400 * 0.9 * 0.1) = 6: +-4 sigma.
+  EXPECT_NEAR(z_a, 360, 24);
+  EXPECT_NEAR(z_b, 360, 24);
+}
+
 // TRN-M2: a fixed basis is used at both ends for every pair.
 TEST_F(TransportTest, TRN_M2_FixedBasisZGivesEqualOutcomes) {
   Qos qos;

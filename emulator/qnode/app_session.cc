@@ -36,6 +36,7 @@ transport::Qos ToTransport(const app::v1::Qos& q) {
       q.basis() == link::v1::BASIS_CHOICE_UNSPECIFIED ? link::v1::BASIS_CHOICE_XZ : q.basis();
   out.window = q.window() == 0 ? 1 : q.window();
   if (q.has_cutoff_s()) out.cutoff = absl::Seconds(q.cutoff_s());
+  if (q.has_z_probability()) out.z_probability = q.z_probability();
   return out;
 }
 
@@ -49,6 +50,7 @@ app::v1::Qos ToProto(const transport::Qos& q) {
   out.set_basis(q.basis);
   out.set_window(q.window);
   if (q.cutoff) out.set_cutoff_s(absl::ToDoubleSeconds(*q.cutoff));
+  if (q.z_probability != 0.5) out.set_z_probability(q.z_probability);
   return out;
 }
 
