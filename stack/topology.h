@@ -44,6 +44,12 @@ struct LinkSpec {
   double midpoint_fraction = 0.5; // position of the heralding station from a (0..1)
   std::optional<double> classical_delay_s;  // one-way; absent: length / fibre speed
   double memory_poll_s = 1e-3;    // how long a link waits before retrying when a memory is full
+  // An attacker on the link (specs/physical.md PHYS-E*, TOPO-37): measures
+  // the b-side qubit of a fraction of the link's pairs in a random Z or X
+  // basis and re-prepares the outcome's eigenstate.
+  enum class Eavesdropper { kNone, kInterceptResend };
+  Eavesdropper eavesdropper = Eavesdropper::kNone;
+  double intercept_fraction = 1.0;
   int line = 0;
 
   double arm_km(bool side_a) const {
@@ -112,6 +118,15 @@ struct AppSpec {
   int line = 0;
 };
 
+// A secure application entity (ETSI GS QKD 014) at a node: it fetches keys
+// from that node's KME, authenticated by a client certificate whose CN is
+// `name` (TOPO-38, specs/qkd.md KME-*).
+struct SaeSpec {
+  std::string name;
+  std::string node;
+  int line = 0;
+};
+
 enum class EventKind { kCutLink, kFailNode };
 
 // A failure injected at emulated time `at_s`.
@@ -137,6 +152,7 @@ struct Topology {
   std::vector<ConnectionSpec> connections;
   std::vector<AppSpec> apps;
   std::vector<EventSpec> events;
+  std::vector<SaeSpec> saes;
   RoutingMetricSpec routing_metric = RoutingMetricSpec::kPairTime;
 
   const NodeSpec* FindNode(const std::string& name) const;

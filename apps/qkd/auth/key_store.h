@@ -1,0 +1,90 @@
+// KeyStore: the secret key shared by the two ends of one QKD session (a pair
+// of endpoints), as the KME hands it out (specs/qkd.md QKD-K*, KME-*).
+// Sans-I/O, no clock.
+//
+// The store is one append-only bit stream, identical at both ends: each
+// block's key (after the authentication refill) is appended in block order.
+// Ownership avoids double spending without any message between the KMEs: of
+// each appended block, the first floor(len/16)*8 bits may be handed out only
+// by Alice's KME (the session initiator), the rest only by Bob's (QKD-K*).
+// Reserve() takes bits from this end's share in stream order.
+//
+// Key ids are self-describing and authenticated, so the peer KME can serve a
+// key by its id alone, also after the session has ended (QKD-K*): the UUID
+// text (8-4-4-4-12 lower-case hex) of 16 bytes holding offset (40 bits, in
+// bytes of the stream... see specs/qkd.md for the exact layout), length, and a
+// truncated HMAC-SHA256, keyed with the session's PSK, over (session, offset,
+// length, master SAE, slave SAE); version nibble 8, variant 10. Fetch() at the
+// peer decodes the id, checks the MAC against the calling slave SAE and the
+// master SAE of the request, checks that the bits lie in the reserving end's
+// share and are present, and serves each id once.
+#ifndef QNET_APPS_QKD_AUTH_KEY_STORE_H_
+#define QNET_APPS_QKD_AUTH_KEY_STORE_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "apps/qkd/postproc/bits.h"
+
+namespace qnet::qkd {
+
+struct ReservedKey {
+  std::string key_id;
+  uint64_t offset = 0;
+  uint32_t length = 0;  // bits
+  std::string key;      // length / 8 bytes (QKD-W2 packing of the bits)
+  std::string master_sae, slave_sae;
+};
+
+class KeyStore {
+ public:
+  // `mac_key`: the session's PSK (never leaves the process).
+  KeyStore(std::string session, bool self_is_alice, std::string mac_key);
+
+  // Appends one block's key (both ends, same order).
+  void Append(const BitVector& key);
+
+  // This end hands out `bits` (a multiple of 8, > 0) to `master_sae` for
+  // `slave_sae`: RESOURCE_EXHAUSTED when this end's unused share is shorter
+  // (nothing is taken then). The reserved bits are contiguous in the stream.
+  absl::StatusOr<ReservedKey> Reserve(uint32_t bits, const std::string& master_sae,
+                                      const std::string& slave_sae);
+  // The slave SAE fetches a key the peer reserved for it, once: NOT_FOUND if
+  // the id does not decode, its MAC does not match (caller_sae as slave,
+  // master_sae as master), its bits are not in the peer's share or not here
+  // yet, or it was fetched already. Nothing changes on an error.
+  absl::StatusOr<ReservedKey> Fetch(const std::string& key_id, const std::string& caller_sae,
+                                    const std::string& master_sae);
+
+  std::string KeyIdOf(uint64_t offset, uint32_t length, const std::string& master_sae,
+                      const std::string& slave_sae) const;
+
+  uint64_t total_bits() const { return stream_.size(); }
+  // Bits of this end's share not yet reserved.
+  uint64_t available_bits() const;
+  uint64_t reserved_bits() const { return reserved_bits_; }
+  uint64_t fetched_keys() const { return fetched_keys_; }
+  uint64_t refused_fetches() const { return refused_fetches_; }
+  // The whole stream as bytes (QKD-W2 packing), for the key file.
+  std::string StreamBytes() const { return stream_.ToBytes(); }
+
+ private:
+  struct Range {
+    uint64_t begin = 0, end = 0;  // [begin, end) of the stream
+    uint64_t next = 0;            // first unreserved bit (own ranges)
+  };
+  std::string session_;
+  bool self_is_alice_;
+  BitVector stream_;
+  std::vector<Range> own_, peer_;
+  std::string mac_key_;
+  std::map<uint64_t, uint64_t> fetched_;  // begin -> end of peer-reserved bits served already
+  uint64_t reserved_bits_ = 0, fetched_keys_ = 0, refused_fetches_ = 0;
+};
+
+}  // namespace qnet::qkd
+
+#endif  // QNET_APPS_QKD_AUTH_KEY_STORE_H_
