@@ -51,11 +51,30 @@ class Authenticator {
   // Appends `bits` (a multiple of 64 bits; the rest ignored) to a stream.
   void Refill(Direction direction, const BitVector& bits);
 
+  // The refill rule of QKD-U10..U12 in one call: moves the first
+  // RoundUp64(a_to_b_bits) bits of `key` into the a->b stream, the next
+  // RoundUp64(b_to_a_bits) into the b->a stream, and returns the rest of
+  // `key`. FAILED_PRECONDITION (nothing changes) when `key` is shorter than
+  // the two amounts. Both ends must pass the same amounts (the session pins
+  // when; bits_consumed_since_refill() is this end's count).
+  absl::StatusOr<BitVector> RefillFromKey(const BitVector& key, uint64_t a_to_b_bits,
+                                          uint64_t b_to_a_bits);
+  // Pad bits a direction consumed since the last Refill of that direction.
+  uint64_t bits_consumed_since_refill(Direction direction) const;
+
   // 64-bit words left in a stream.
   uint64_t words_left(Direction direction) const;
   uint64_t bits_consumed(Direction direction) const;
   uint64_t bits_refilled(Direction direction) const;
   uint64_t tags_failed() const { return tags_failed_; }
+  // Frames Open() refused for any reason (version, seq, tag, exhausted pad).
+  uint64_t frames_refused() const { return frames_refused_; }
+  // The 64-bit hash key of the session (tests, verification of QKD-U3).
+  uint64_t hash_key() const { return hash_key_; }
+
+  // The bytes the tag hashes (QKD-U5): direction byte ('a' for a->b, 'b' for
+  // b->a), seq as 8 bytes little-endian, then the message.
+  static std::string TaggedBytes(Direction direction, uint64_t seq, std::string_view message);
 
  private:
   Authenticator() = default;
@@ -63,6 +82,7 @@ class Authenticator {
     std::deque<uint64_t> words;
     uint64_t next_seq = 1;
     uint64_t consumed_bits = 0, refilled_bits = 0;
+    uint64_t consumed_at_refill = 0;  // consumed_bits at the last Refill
   };
   Stream& Of(Direction d) { return d == Direction::kAliceToBob ? a_to_b_ : b_to_a_; }
   const Stream& Of(Direction d) const { return d == Direction::kAliceToBob ? a_to_b_ : b_to_a_; }
@@ -70,7 +90,7 @@ class Authenticator {
   uint64_t hash_key_ = 0;
   bool self_is_alice_ = true;
   Stream a_to_b_, b_to_a_;
-  uint64_t tags_failed_ = 0;
+  uint64_t tags_failed_ = 0, frames_refused_ = 0;
 };
 
 }  // namespace qnet::qkd
