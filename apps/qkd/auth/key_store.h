@@ -10,14 +10,15 @@
 // Reserve() takes bits from this end's share in stream order.
 //
 // Key ids are self-describing and authenticated, so the peer KME can serve a
-// key by its id alone, also after the session has ended (QKD-K*): the UUID
-// text (8-4-4-4-12 lower-case hex) of 16 bytes holding offset (40 bits, in
-// bytes of the stream... see specs/qkd.md for the exact layout), length, and a
-// truncated HMAC-SHA256, keyed with the session's PSK, over (session, offset,
-// length, master SAE, slave SAE); version nibble 8, variant 10. Fetch() at the
-// peer decodes the id, checks the MAC against the calling slave SAE and the
-// master SAE of the request, checks that the bits lie in the reserving end's
-// share and are present, and serves each id once.
+// key by its id alone, also after the session has ended (QKD-K6..K9): a UUID
+// (8-4-4-4-12 lower-case hex of 16 bytes) holding a 60-bit truncated
+// HMAC-SHA256 keyed with the session's PSK over (session, offset, length,
+// master SAE, slave SAE), the length (14 bits, bytes) and the offset (48 bits,
+// bytes of the stream); version nibble 8, variant 10. The exact byte layout is
+// specs/qkd.md QKD-K7. Fetch() at the peer decodes the id, checks the MAC
+// against the calling slave SAE and the master SAE of the request, checks
+// that the bits lie in the reserving end's share and are present, and serves
+// each id once.
 #ifndef QNET_APPS_QKD_AUTH_KEY_STORE_H_
 #define QNET_APPS_QKD_AUTH_KEY_STORE_H_
 
@@ -33,7 +34,7 @@ namespace qnet::qkd {
 
 struct ReservedKey {
   std::string key_id;
-  uint64_t offset = 0;
+  uint64_t offset = 0;  // bits from the start of the stream (a multiple of 8)
   uint32_t length = 0;  // bits
   std::string key;      // length / 8 bytes (QKD-W2 packing of the bits)
   std::string master_sae, slave_sae;
@@ -44,12 +45,18 @@ class KeyStore {
   // `mac_key`: the session's PSK (never leaves the process).
   KeyStore(std::string session, bool self_is_alice, std::string mac_key);
 
-  // Appends one block's key (both ends, same order).
+  // Longest key one id can name (14-bit length in bytes, QKD-K7).
+  static constexpr uint32_t kMaxKeyBits = 16383 * 8;
+
+  // Appends one block's key (both ends, same order). Only the first
+  // floor(size/16)*16 bits are kept (the session appends multiples of 16).
   void Append(const BitVector& key);
 
-  // This end hands out `bits` (a multiple of 8, > 0) to `master_sae` for
-  // `slave_sae`: RESOURCE_EXHAUSTED when this end's unused share is shorter
-  // (nothing is taken then). The reserved bits are contiguous in the stream.
+  // This end hands out `bits` (a multiple of 8, > 0, <= kMaxKeyBits;
+  // INVALID_ARGUMENT otherwise) to `master_sae` for `slave_sae`:
+  // RESOURCE_EXHAUSTED when no unused part of this end's share in one block
+  // is that long (nothing is taken then). The reserved bits are contiguous in
+  // the stream: the first block (stream order) with room serves them.
   absl::StatusOr<ReservedKey> Reserve(uint32_t bits, const std::string& master_sae,
                                       const std::string& slave_sae);
   // The slave SAE fetches a key the peer reserved for it, once: NOT_FOUND if
@@ -59,13 +66,17 @@ class KeyStore {
   absl::StatusOr<ReservedKey> Fetch(const std::string& key_id, const std::string& caller_sae,
                                     const std::string& master_sae);
 
+  // The id of `length` bits at bit `offset` (both multiples of 8).
   std::string KeyIdOf(uint64_t offset, uint32_t length, const std::string& master_sae,
                       const std::string& slave_sae) const;
 
   uint64_t total_bits() const { return stream_.size(); }
   // Bits of this end's share not yet reserved.
   uint64_t available_bits() const;
+  // Bits of the peer's share present here and not fetched yet.
+  uint64_t peer_unfetched_bits() const;
   uint64_t reserved_bits() const { return reserved_bits_; }
+  uint64_t reserved_keys() const { return reserved_keys_; }
   uint64_t fetched_keys() const { return fetched_keys_; }
   uint64_t refused_fetches() const { return refused_fetches_; }
   // The whole stream as bytes (QKD-W2 packing), for the key file.
@@ -82,7 +93,11 @@ class KeyStore {
   std::vector<Range> own_, peer_;
   std::string mac_key_;
   std::map<uint64_t, uint64_t> fetched_;  // begin -> end of peer-reserved bits served already
-  uint64_t reserved_bits_ = 0, fetched_keys_ = 0, refused_fetches_ = 0;
+  uint64_t Mac60(uint64_t offset_bytes, uint32_t length_bytes, const std::string& master_sae,
+                 const std::string& slave_sae) const;
+
+  uint64_t reserved_bits_ = 0, reserved_keys_ = 0, fetched_keys_ = 0, refused_fetches_ = 0;
+  uint64_t fetched_bits_ = 0;
 };
 
 }  // namespace qnet::qkd
