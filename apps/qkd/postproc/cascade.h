@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "apps/qkd/postproc/bits.h"
 #include "qnet/qkd/v1/qkd.pb.h"
 
@@ -66,6 +67,7 @@ class CascadeAlice {
   CascadeParams params_;
   uint64_t seed_;
   std::vector<std::vector<uint32_t>> perms_;  // lazily built per pass
+  std::vector<BitVector> permuted_;           // key_ in each pass's order
   uint64_t disclosed_bits_ = 0;
 };
 
