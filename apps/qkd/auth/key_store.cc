@@ -139,16 +139,14 @@ absl::StatusOr<ReservedKey> KeyStore::Reserve(uint32_t bits, const std::string& 
       absl::StrCat("no ", bits, "-bit key available (", available_bits(), " bits left)"));
 }
 
-absl::StatusOr<ReservedKey> KeyStore::Fetch(const std::string& key_id,
-                                            const std::string& caller_sae,
-                                            const std::string& master_sae) {
-  auto refuse = [this](std::string why) {
-    ++refused_fetches_;
-    return absl::NotFoundError(std::move(why));
-  };
+absl::StatusOr<std::pair<uint64_t, uint64_t>> KeyStore::Check(const std::string& key_id,
+                                                              const std::string& caller_sae,
+                                                              const std::string& master_sae) const {
   uint8_t b[16];
-  if (!ParseUuid(key_id, b)) return refuse("key id is not a UUID");
-  if ((b[6] & 0xF0) != 0x80 || (b[8] & 0xC0) != 0x80) return refuse("key id of another KME");
+  if (!ParseUuid(key_id, b)) return absl::NotFoundError("key id is not a UUID");
+  if ((b[6] & 0xF0) != 0x80 || (b[8] & 0xC0) != 0x80) {
+    return absl::NotFoundError("key id of another KME");
+  }
   uint64_t mac = 0, offset_bytes = 0;
   for (int i = 0; i < 6; ++i) mac = mac << 8 | b[i];
   mac = (mac << 4 | (b[6] & 0x0F)) << 8 | b[7];
@@ -162,30 +160,101 @@ absl::StatusOr<ReservedKey> KeyStore::Fetch(const std::string& key_id,
     want_mac[i] = static_cast<uint8_t>(expected >> (8 * i));
   }
   if (length_bytes == 0 || CRYPTO_memcmp(got_mac, want_mac, 8) != 0) {
-    return refuse("key id not issued for this master and slave SAE");
+    return absl::NotFoundError("key id not issued for this master and slave SAE");
   }
   const uint64_t begin = offset_bytes * 8, end = begin + uint64_t{length_bytes} * 8;
   const bool in_peer_share = std::any_of(
       peer_.begin(), peer_.end(), [&](const Range& r) { return r.begin <= begin && end <= r.end; });
   if (!in_peer_share) {
-    return refuse(end > stream_.size() ? "key not here yet" : "key id not from the peer KME");
+    return absl::NotFoundError(end > stream_.size() ? "key not here yet"
+                                                    : "key id not from the peer KME");
   }
   // Any overlap with bits served before refuses the id.
   auto next = fetched_.lower_bound(end);
   if (next != fetched_.begin() && std::prev(next)->second > begin) {
-    return refuse("key already delivered");
+    return absl::NotFoundError("key already delivered");
   }
+  return std::make_pair(begin, end);
+}
+
+ReservedKey KeyStore::Serve(const std::string& key_id, uint64_t begin, uint64_t end,
+                            const std::string& caller_sae, const std::string& master_sae) {
   fetched_[begin] = end;
   ++fetched_keys_;
   fetched_bits_ += end - begin;
   ReservedKey key;
   key.key_id = key_id;
   key.offset = begin;
-  key.length = length_bytes * 8;
+  key.length = static_cast<uint32_t>(end - begin);
   key.key = stream_.Slice(begin, end).ToBytes();
   key.master_sae = master_sae;
   key.slave_sae = caller_sae;
   return key;
+}
+
+absl::Status KeyStore::CheckFetch(const std::string& key_id, const std::string& caller_sae,
+                                  const std::string& master_sae) const {
+  return Check(key_id, caller_sae, master_sae).status();
+}
+
+absl::StatusOr<ReservedKey> KeyStore::Fetch(const std::string& key_id,
+                                            const std::string& caller_sae,
+                                            const std::string& master_sae) {
+  auto range = Check(key_id, caller_sae, master_sae);
+  if (!range.ok()) {
+    ++refused_fetches_;
+    return range.status();
+  }
+  return Serve(key_id, range->first, range->second, caller_sae, master_sae);
+}
+
+absl::StatusOr<std::vector<ReservedKey>> KeyStore::FetchAll(const std::vector<std::string>& key_ids,
+                                                            const std::string& caller_sae,
+                                                            const std::string& master_sae) {
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (const std::string& id : key_ids) {
+    auto range = Check(id, caller_sae, master_sae);
+    // Two ids of the request naming overlapping bits: the second is refused.
+    if (range.ok()) {
+      for (const auto& [b, e] : ranges) {
+        if (b < range->second && range->first < e) {
+          range = absl::NotFoundError("key named twice in the request");
+          break;
+        }
+      }
+    }
+    if (!range.ok()) {
+      ++refused_fetches_;
+      return absl::NotFoundError(absl::StrCat(id, ": ", range.status().message()));
+    }
+    ranges.push_back(*range);
+  }
+  std::vector<ReservedKey> keys;
+  keys.reserve(key_ids.size());
+  for (size_t i = 0; i < key_ids.size(); ++i) {
+    keys.push_back(Serve(key_ids[i], ranges[i].first, ranges[i].second, caller_sae, master_sae));
+  }
+  return keys;
+}
+
+absl::StatusOr<std::vector<ReservedKey>> KeyStore::ReserveMany(uint32_t number, uint32_t bits,
+                                                               const std::string& master_sae,
+                                                               const std::string& slave_sae) {
+  const std::vector<Range> own_before = own_;
+  const uint64_t reserved_bits_before = reserved_bits_, reserved_keys_before = reserved_keys_;
+  std::vector<ReservedKey> keys;
+  keys.reserve(number);
+  for (uint32_t i = 0; i < number; ++i) {
+    auto key = Reserve(bits, master_sae, slave_sae);
+    if (!key.ok()) {
+      own_ = own_before;
+      reserved_bits_ = reserved_bits_before;
+      reserved_keys_ = reserved_keys_before;
+      return key.status();
+    }
+    keys.push_back(*std::move(key));
+  }
+  return keys;
 }
 
 }  // namespace qnet::qkd

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -67,6 +68,21 @@ class KeyStore {
                                     const std::string& master_sae);
 
   // The id of `length` bits at bit `offset` (both multiples of 8).
+  // All or nothing (for ETSI requests of several keys, no copy of the store):
+  // `number` reservations as by Reserve(), or none and the first error.
+  absl::StatusOr<std::vector<ReservedKey>> ReserveMany(uint32_t number, uint32_t bits,
+                                                       const std::string& master_sae,
+                                                       const std::string& slave_sae);
+  // All or nothing: every id as by Fetch() (an id repeated in `key_ids` fails
+  // its second time), or nothing served and NOT_FOUND naming the first id
+  // refused. Each refused request counts once in refused_fetches().
+  absl::StatusOr<std::vector<ReservedKey>> FetchAll(const std::vector<std::string>& key_ids,
+                                                    const std::string& caller_sae,
+                                                    const std::string& master_sae);
+  // Whether Fetch() would serve the id now; changes nothing, counts nothing.
+  absl::Status CheckFetch(const std::string& key_id, const std::string& caller_sae,
+                          const std::string& master_sae) const;
+
   std::string KeyIdOf(uint64_t offset, uint32_t length, const std::string& master_sae,
                       const std::string& slave_sae) const;
 
@@ -93,6 +109,13 @@ class KeyStore {
   std::vector<Range> own_, peer_;
   std::string mac_key_;
   std::map<uint64_t, uint64_t> fetched_;  // begin -> end of peer-reserved bits served already
+  // The bits [begin, end) an id names if Fetch() may serve them now.
+  absl::StatusOr<std::pair<uint64_t, uint64_t>> Check(const std::string& key_id,
+                                                      const std::string& caller_sae,
+                                                      const std::string& master_sae) const;
+  ReservedKey Serve(const std::string& key_id, uint64_t begin, uint64_t end,
+                    const std::string& caller_sae, const std::string& master_sae);
+
   uint64_t Mac60(uint64_t offset_bytes, uint32_t length_bytes, const std::string& master_sae,
                  const std::string& slave_sae) const;
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -252,6 +253,50 @@ TEST(KeyStoreTest, QkdK9ManyKeysEachOnce) {
   EXPECT_EQ(static_cast<uint64_t>(served), e.alice.fetched_keys() + e.bob.fetched_keys());
   EXPECT_EQ(e.alice.reserved_bits() + e.alice.available_bits(), 8u * 2048);
   EXPECT_EQ(e.bob.peer_unfetched_bits(), e.alice.available_bits());
+}
+
+// QKD-K5: several keys all or nothing.
+TEST(KeyStoreTest, QkdK5ReserveManyAllOrNothing) {
+  Ends e;
+  e.Append(RandomBits(2048, 20));  // 1024 bits per end
+  EXPECT_EQ(e.alice.ReserveMany(5, 256, "a", "b").status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(e.alice.available_bits(), 1024u);
+  EXPECT_EQ(e.alice.reserved_keys(), 0u);
+  auto keys = e.alice.ReserveMany(4, 256, "a", "b");
+  ASSERT_TRUE(keys.ok());
+  ASSERT_EQ(keys->size(), 4u);
+  EXPECT_EQ((*keys)[3].offset, 768u);
+  EXPECT_EQ(e.alice.available_bits(), 0u);
+  // QKD-K9: the slave fetches them all at once, and no id twice.
+  std::vector<std::string> ids;
+  for (const auto& k : *keys) ids.push_back(k.key_id);
+  auto got = e.bob.FetchAll(ids, "b", "a");
+  ASSERT_TRUE(got.ok()) << got.status();
+  for (size_t i = 0; i < ids.size(); ++i) EXPECT_EQ((*got)[i].key, (*keys)[i].key);
+  EXPECT_EQ(e.bob.FetchAll({ids[0]}, "b", "a").status().code(), absl::StatusCode::kNotFound);
+}
+
+// QKD-K8, QKD-K9: FetchAll serves nothing when one id is refused or repeated.
+TEST(KeyStoreTest, QkdK9FetchAllAllOrNothing) {
+  Ends e;
+  e.Append(RandomBits(2048, 21));
+  auto keys = e.alice.ReserveMany(2, 128, "a", "b");
+  ASSERT_TRUE(keys.ok());
+  const std::string id0 = (*keys)[0].key_id, id1 = (*keys)[1].key_id;
+  EXPECT_EQ(e.bob.FetchAll({id0, id0}, "b", "a").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(e.bob.FetchAll({id0, "bogus"}, "b", "a").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(e.bob.fetched_keys(), 0u);
+  EXPECT_EQ(e.bob.refused_fetches(), 2u);
+  // CheckFetch changes and counts nothing.
+  EXPECT_TRUE(e.bob.CheckFetch(id1, "b", "a").ok());
+  EXPECT_EQ(e.bob.CheckFetch(id1, "c", "a").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(e.bob.refused_fetches(), 2u);
+  auto got = e.bob.FetchAll({id1, id0}, "b", "a");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ((*got)[0].key, (*keys)[1].key);
+  EXPECT_EQ(e.bob.fetched_keys(), 2u);
+  EXPECT_EQ(e.bob.CheckFetch(id1, "b", "a").code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace
