@@ -116,6 +116,34 @@ std::string Apps(const v1::Summary& s) {
   return Table(rows, {false, false, false, false, false});
 }
 
+// RES-39: one row per QKD session, then the abort reasons and errors.
+std::string Qkd(const v1::Summary& s) {
+  if (s.qkd().empty()) return "";
+  std::vector<std::vector<std::string>> rows = {{"qkd", "ends", "QBER Z %", "QBER X %", "sifted",
+                                                 "secret", "rate bit/s", "f", "aborted",
+                                                 "keys match"}};
+  std::string notes;
+  for (const v1::QkdSummary& q : s.qkd()) {
+    rows.push_back({
+        q.name(),
+        absl::StrCat(q.from(), " -> ", q.to()),
+        absl::StrFormat("%.2f", 100 * q.qber_z()),
+        absl::StrFormat("%.2f", 100 * q.qber_x()),
+        absl::StrCat(q.sifted_bits()),
+        absl::StrCat(q.secret_bits()),
+        absl::StrFormat("%.1f", q.key_rate_bps()),
+        q.ec_efficiency() > 0 ? absl::StrFormat("%.3f", q.ec_efficiency()) : "-",
+        q.aborted() ? "yes" : "no",
+        q.keys_match() ? absl::StrFormat("yes (%d bits)", q.key_bits()) : "no",
+    });
+    if (q.aborted()) absl::StrAppend(&notes, q.name(), ": aborted: ", q.abort_reason(), "\n");
+    if (!q.error().empty()) absl::StrAppend(&notes, q.name(), ": ", q.error(), "\n");
+  }
+  std::string out = Table(rows, {false, false, true, true, true, true, true, true, false, false});
+  absl::StrAppend(&out, notes);
+  return out;
+}
+
 }  // namespace
 
 std::string RenderReport(const v1::Summary& s) {
@@ -151,6 +179,8 @@ std::string RenderReport(const v1::Summary& s) {
   if (!connections.empty()) absl::StrAppend(&out, "\n", connections);
   const std::string apps = Apps(s);
   if (!apps.empty()) absl::StrAppend(&out, "\n", apps);
+  const std::string qkd = Qkd(s);
+  if (!qkd.empty()) absl::StrAppend(&out, "\n", qkd);
 
   std::string notes;
   for (const v1::LinkSummary& l : s.links()) {

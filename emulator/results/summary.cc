@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "emulator/results/connections.h"
+#include "emulator/results/qkd_summary.h"
 #include "emulator/results/stats.h"
 #include "google/protobuf/util/json_util.h"
 #include "stack/heralding_model.h"
@@ -58,6 +59,7 @@ struct LinkState {
   std::map<RequestKey, std::vector<std::pair<int64_t, uint64_t>>> origin_oks;
   std::map<std::string, uint64_t> errors;
   std::map<std::string, uint64_t> discards;
+  uint64_t intercepted = 0;  // RES-15a
 };
 
 std::string SchemeName(HeraldingScheme s) {
@@ -243,6 +245,15 @@ void Summarizer::Record(const std::string& file_node, const v1::TraceRecord& r) 
       }
       break;
     }
+    case v1::TraceRecord::kIntercepted: {  // RES-15a
+      auto it = links_.find(r.intercepted().link());
+      if (it == links_.end()) {
+        ++unattributed_;
+        break;
+      }
+      ++it->second.intercepted;
+      break;
+    }
     case v1::TraceRecord::EVENT_NOT_SET:
       break;
     default:  // network records and pair_truth (RES-20..RES-30)
@@ -387,6 +398,7 @@ void Summarizer::FinishLink(LinkState& s, v1::LinkSummary* out) {
   out->set_qber_y(qber(pv1::BASIS_Y));
   AddCounts(s.errors, out->mutable_errors());
   AddCounts(s.discards, out->mutable_discards());
+  out->set_intercepted(static_cast<uint32_t>(s.intercepted));
 
   // RES-14: model success probability: attempt-weighted over batches that
   // recorded alpha; else the link's fixed alpha; else the alpha the link layer
@@ -442,6 +454,7 @@ absl::StatusOr<v1::Summary> Summarize(const Topology& topology, const std::strin
   summarizer.ReadFile(out_dir + "/qworld.jsonl", "qworld.jsonl", "qworld");
   v1::Summary summary = summarizer.Finish();
   SummarizeApps(topology, out_dir, &summary);
+  SummarizeQkd(topology, out_dir, &summary);
   return summary;
 }
 

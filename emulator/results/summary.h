@@ -25,7 +25,9 @@ namespace qnet::results {
 
 // Reads OUT_DIR/nodes/<node>.jsonl for every node of `topology` and
 // OUT_DIR/qworld.jsonl, and OUT_DIR/apps/<name>.json for every <app>
-// (connections and apps: RES-20..RES-32, emulator/results/connections.h).
+// (connections and apps: RES-20..RES-32, emulator/results/connections.h),
+// and for every <app kind="qkd"> its result and key files (qkd: RES-34..RES-38,
+// emulator/results/qkd_summary.h).
 // `backend` is copied into the summary. Fails only when OUT_DIR is not a
 // readable directory.
 absl::StatusOr<v1::Summary> Summarize(const Topology& topology, const std::string& out_dir,
@@ -42,7 +44,8 @@ absl::Status WriteSummary(const v1::Summary& summary, const std::string& path);
 absl::StatusOr<v1::Summary> ReadSummary(const std::string& path);
 
 // A human-readable report (RES-18, RES-33): one table row per link, then the
-// connections and apps tables, QBER, errors, discards, drops and warnings.
+// connections, apps and QKD tables, QBER, errors, discards, drops and
+// warnings (RES-39).
 // Ends with a newline.
 std::string RenderReport(const v1::Summary& summary);
 
