@@ -28,16 +28,16 @@
 namespace qnet::qkd {
 
 struct KmeConfig {
-  std::string kme_id;       // this node's KME id (the node name)
-  std::string peer_kme_id;  // the peer node's
+  std::string kme_id;                   // this node's KME id (the node name)
+  std::string peer_kme_id;              // the peer node's
   std::vector<std::string> local_saes;  // SAEs at this node (topology <sae>)
   std::vector<std::string> peer_saes;   // SAEs at the peer node
   uint32_t key_size = 256;              // bits, default size
   uint32_t min_key_size = 64;
   uint32_t max_key_size = 1024;
   uint32_t max_key_per_request = 128;
-  uint64_t max_key_count = 100000;      // reported; keys of key_size the store may hold
-  bool allow_header_identity = false;   // plain HTTP: trust X-SAE-ID
+  uint64_t max_key_count = 100000;     // reported; keys of key_size the store may hold
+  bool allow_header_identity = false;  // plain HTTP: trust X-SAE-ID
 };
 
 class Kme {
@@ -49,12 +49,24 @@ class Kme {
   // Requests answered, by HTTP status.
   const std::map<int, uint64_t>& responses() const { return responses_; }
   uint64_t keys_delivered() const { return keys_delivered_; }
+  // dec_keys requests refused because an id was not served (KME-19).
+  uint64_t refused_fetches() const { return refused_fetches_; }
 
  private:
+  HttpResponse Dispatch(const HttpRequest& request);
+  HttpResponse GetStatus(const std::string& master, const std::string& slave);
+  HttpResponse EncKeys(const HttpRequest& request, const std::string& master,
+                       const std::string& slave);
+  HttpResponse DecKeys(const HttpRequest& request, const std::string& slave,
+                       const std::string& master);
+  HttpResponse KeyContainer(const std::vector<ReservedKey>& keys);
+  int32_t StoredKeyCount() const;
+
   KmeConfig config_;
   KeyStore* store_;
   std::map<int, uint64_t> responses_;
   uint64_t keys_delivered_ = 0;
+  uint64_t refused_fetches_ = 0;
 };
 
 }  // namespace qnet::qkd
