@@ -1,5 +1,6 @@
 #include "apps/qkd/auth/authenticator.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -107,11 +108,9 @@ void Authenticator::Refill(Direction direction, const BitVector& bits) {
 
 absl::StatusOr<BitVector> Authenticator::RefillFromKey(const BitVector& key, uint64_t a_to_b_bits,
                                                        uint64_t b_to_a_bits) {
-  const uint64_t ab = RoundUp64(a_to_b_bits), ba = RoundUp64(b_to_a_bits);
-  if (key.size() < ab + ba) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "key of ", key.size(), " bits cannot refill the pads (", ab, " + ", ba, " bits needed)"));
-  }
+  const uint64_t len = key.size();
+  const uint64_t ab = std::min<uint64_t>(RoundUp64(a_to_b_bits), len / 64 * 64);
+  const uint64_t ba = std::min<uint64_t>(RoundUp64(b_to_a_bits), (len - ab) / 64 * 64);
   Refill(Direction::kAliceToBob, key.Slice(0, ab));
   Refill(Direction::kBobToAlice, key.Slice(ab, ab + ba));
   return key.Slice(ab + ba, key.size());

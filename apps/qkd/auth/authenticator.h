@@ -51,12 +51,12 @@ class Authenticator {
   // Appends `bits` (a multiple of 64 bits; the rest ignored) to a stream.
   void Refill(Direction direction, const BitVector& bits);
 
-  // The refill rule of QKD-U10..U12 in one call: moves the first
-  // RoundUp64(a_to_b_bits) bits of `key` into the a->b stream, the next
-  // RoundUp64(b_to_a_bits) into the b->a stream, and returns the rest of
-  // `key`. FAILED_PRECONDITION (nothing changes) when `key` is shorter than
-  // the two amounts. Both ends must pass the same amounts (the session pins
-  // when; bits_consumed_since_refill() is this end's count).
+  // The refill rule of QKD-U10..U12 in one call: with ab = min(RoundUp64(
+  // a_to_b_bits), floor(len/64)*64) and ba = min(RoundUp64(b_to_a_bits),
+  // floor((len-ab)/64)*64), moves the first ab bits of `key` into the a->b
+  // stream, the next ba into the b->a stream, and returns the rest of `key`.
+  // Both ends must pass the same amounts (the session pins when;
+  // bits_consumed_since_refill() is this end's count).
   absl::StatusOr<BitVector> RefillFromKey(const BitVector& key, uint64_t a_to_b_bits,
                                           uint64_t b_to_a_bits);
   // Pad bits a direction consumed since the last Refill of that direction.

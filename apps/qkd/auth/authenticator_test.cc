@@ -219,10 +219,20 @@ TEST(AuthenticatorTest, QkdU10RefillFromKey) {
   EXPECT_EQ(p.bob.bits_consumed_since_refill(Direction::kBobToAlice), 64u);
   BitVector key(1000);
   for (size_t i = 0; i < key.size(); i += 7) key.Set(i, true);
-  // Too short: nothing changes.
-  EXPECT_EQ(p.alice.RefillFromKey(key.Slice(0, 255), 192, 64).status().code(),
-            absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(p.alice.bits_refilled(Direction::kAliceToBob), 0u);
+  // QKD-U12: a short key fills what it can, a->b first, whole words only.
+  {
+    Pair short_pair = MakePair(MakePsk(1));
+    auto rest = short_pair.alice.RefillFromKey(key.Slice(0, 250), 192, 64);
+    ASSERT_TRUE(rest.ok());
+    EXPECT_EQ(short_pair.alice.bits_refilled(Direction::kAliceToBob), 192u);
+    EXPECT_EQ(short_pair.alice.bits_refilled(Direction::kBobToAlice), 0u);
+    EXPECT_EQ(*rest, key.Slice(192, 250));
+    auto rest2 = short_pair.alice.RefillFromKey(key.Slice(0, 100), 128, 64);
+    ASSERT_TRUE(rest2.ok());
+    EXPECT_EQ(short_pair.alice.bits_refilled(Direction::kAliceToBob), 256u);
+    EXPECT_EQ(short_pair.alice.bits_refilled(Direction::kBobToAlice), 0u);
+    EXPECT_EQ(*rest2, key.Slice(64, 100));
+  }
   // 190 -> 192 bits and 1 -> 64 bits.
   auto rest_a = p.alice.RefillFromKey(key, 190, 1);
   auto rest_b = p.bob.RefillFromKey(key, 190, 1);
