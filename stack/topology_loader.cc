@@ -1,4 +1,4 @@
-// Topology file loader (specs/topology.md TOPO-1..TOPO-13). The file is
+// Topology file loader (specs/topology.md TOPO-1..TOPO-13, TOPO-30..TOPO-38). The file is
 // untrusted input: every check reports file, line, element and attribute, and
 // all errors found are reported together (TOPO-3).
 #include "stack/topology_loader.h"
@@ -299,6 +299,16 @@ void ReadLink(ElementReader& r, LinkSpec* l) {
   physics_ok &=
       r.OptionalNumber("classical-delay-us", kNonNegativeTime, &l->classical_delay_s, 1e-6);
   physics_ok &= r.Number("memory-poll-us", kPositiveTime, &l->memory_poll_s, 1e-6);
+  // TOPO-37: the link's attacker; a fraction without one is refused.
+  const bool eve_ok = r.Keyword<LinkSpec::Eavesdropper>(
+      "eavesdropper",
+      {{"none", LinkSpec::Eavesdropper::kNone},
+       {"intercept-resend", LinkSpec::Eavesdropper::kInterceptResend}},
+      &l->eavesdropper);
+  r.Number("intercept-fraction", kFraction, &l->intercept_fraction);
+  if (eve_ok && r.Has("intercept-fraction") && l->eavesdropper == LinkSpec::Eavesdropper::kNone) {
+    r.Error("intercept-fraction", "applies only with eavesdropper=\"intercept-resend\"");
+  }
   l->line = r.line();
 
   const char* scheme = r.Has("scheme") ? nullptr : "single-click (the default)";
@@ -382,6 +392,13 @@ void ReadApp(ElementReader& r, AppSpec* a) {
   r.Number("min-fidelity", kProbability, &a->min_fidelity);
   r.Number("start-s", kNonNegativeTime, &a->start_s);
   a->line = r.line();
+}
+
+// TOPO-38: a secure application entity at a node.
+void ReadSae(ElementReader& r, SaeSpec* sae) {
+  if (auto name = r.Name("name", true)) sae->name = *name;
+  if (auto node = r.Name("node", true)) sae->node = *node;
+  sae->line = r.line();
 }
 
 // TOPO-35: a failure event: exactly one of cut-link and fail-node.
@@ -475,6 +492,17 @@ void CheckWorkload(Topology& t, const std::map<std::string, int>& nodes,
       errors->Add(absl::StrCat(where, ": attribute 'name': duplicate app name ", Quote(a.name),
                                " (first on line ", it->second, ")",
                                given ? "" : "; give each app a name"));
+    }
+  }
+  names.clear();
+  for (const SaeSpec& s : t.saes) {  // TOPO-38
+    if (s.name.empty()) continue;
+    const std::string where = at(s.line, "sae", s.name);
+    ends(where, {{"node", &s.node}});
+    auto [it, fresh] = names.emplace(s.name, s.line);
+    if (!fresh) {
+      errors->Add(absl::StrCat(where, ": attribute 'name': duplicate sae name ", Quote(s.name),
+                               " (first on line ", it->second, ")"));
     }
   }
   for (const EventSpec& e : t.events) {
@@ -634,10 +662,11 @@ absl::StatusOr<Topology> ParseTopology(std::string_view xml, const std::string& 
       ElementReader r(&errors, e, {"name", "hardware"});
       ReadNode(r, &t.nodes.emplace_back());
     } else if (kind == "link") {
-      ElementReader r(&errors, e,
-                      {"name", "a", "b", "length-km", "loss-db-km", "scheme", "attempt-us",
-                       "efficiency", "dark-count-prob", "visibility", "alpha", "p-success",
-                       "fidelity", "midpoint", "classical-delay-us", "memory-poll-us"});
+      ElementReader r(
+          &errors, e,
+          {"name", "a", "b", "length-km", "loss-db-km", "scheme", "attempt-us", "efficiency",
+           "dark-count-prob", "visibility", "alpha", "p-success", "fidelity", "midpoint",
+           "classical-delay-us", "memory-poll-us", "eavesdropper", "intercept-fraction"});
       ReadLink(r, &t.links.emplace_back());
     } else if (kind == "request") {
       ElementReader r(&errors, e,
@@ -658,10 +687,13 @@ absl::StatusOr<Topology> ParseTopology(std::string_view xml, const std::string& 
     } else if (kind == "event") {
       ElementReader r(&errors, e, {"at", "cut-link", "fail-node"});
       ReadEvent(r, &t.events.emplace_back());
+    } else if (kind == "sae") {
+      ElementReader r(&errors, e, {"name", "node"});
+      ReadSae(r, &t.saes.emplace_back());
     } else {
       errors.Add(absl::StrCat(source, ":", e->GetLineNum(), ": unknown element <", Printable(kind),
-                              "> (expected hardware, node, link, request, connection, app or "
-                              "event)"));
+                              "> (expected hardware, node, link, request, connection, app, "
+                              "event or sae)"));
     }
   }
   if (t.nodes.empty() && errors.list.empty()) {

@@ -164,6 +164,9 @@ TEST(TopologyLoaderTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_DOUBLE_EQ(l.delay_s(), 2 / kFibreKmPerSecond);
   EXPECT_DOUBLE_EQ(l.midpoint_fraction, 0.5);
   EXPECT_DOUBLE_EQ(l.memory_poll_s, 1e-3);
+  EXPECT_EQ(l.eavesdropper, LinkSpec::Eavesdropper::kNone);  // TOPO-37
+  EXPECT_DOUBLE_EQ(l.intercept_fraction, 1);
+  EXPECT_TRUE(t->saes.empty());
   EXPECT_DOUBLE_EQ(t->links[1].fidelity, 1);
   const RequestSpec& q = t->requests[0];
   EXPECT_EQ(q.pairs, 1u);
@@ -400,6 +403,47 @@ std::vector<BadCase> BadCases() {
       {"event after the run",
        Net(absl::StrCat(kLinkAb, "\n<event at=\"11\" cut-link=\"ab\"/>")),
        {"bad.xml:7:", "attribute 'at': 11 s is after the run's end (duration-s 10)"}},
+      // TOPO-37: the link's attacker.
+      {"unknown eavesdropper",
+       Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"1\" eavesdropper=\"mitm\"/>"),
+       {"bad.xml:6: <link name=\"ab\">: attribute 'eavesdropper': expected one of none | "
+        "intercept-resend, got 'mitm'"}},
+      {"intercept fraction above 1",
+       Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"1\" eavesdropper=\"intercept-resend\" "
+           "intercept-fraction=\"1.2\"/>"),
+       {"bad.xml:6:", "attribute 'intercept-fraction': expected a fraction in [0, 1], got '1.2'"}},
+      {"intercept fraction NaN",
+       Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"1\" eavesdropper=\"intercept-resend\" "
+           "intercept-fraction=\"nan\"/>"),
+       {"bad.xml:6:", "attribute 'intercept-fraction'", "got 'nan'"}},
+      {"intercept fraction without eavesdropper",
+       Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"1\" intercept-fraction=\"0.5\"/>"),
+       {"bad.xml:6: <link name=\"ab\">: attribute 'intercept-fraction': applies only with "
+        "eavesdropper=\"intercept-resend\""}},
+      {"intercept fraction with eavesdropper none",
+       Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"1\" eavesdropper=\"none\" "
+           "intercept-fraction=\"0.5\"/>"),
+       {"bad.xml:6:", "attribute 'intercept-fraction': applies only with"}},
+      // TOPO-38: secure application entities.
+      {"sae on unknown node",
+       Net(absl::StrCat(kLinkAb, "\n<sae name=\"s1\" node=\"q\"/>")),
+       {"bad.xml:7: <sae name=\"s1\">: attribute 'node': no <node> named 'q'"}},
+      {"duplicate sae name",
+       Net(absl::StrCat(kLinkAb, "\n<sae name=\"s1\" node=\"a\"/>\n<sae name=\"s1\" node=\"b\"/>")),
+       {"bad.xml:8: <sae name=\"s1\">: attribute 'name': duplicate sae name 's1' (first on line "
+        "7)"}},
+      {"sae without name",
+       Net(absl::StrCat(kLinkAb, "\n<sae node=\"a\"/>")),
+       {"bad.xml:7: <sae>: attribute 'name': required attribute is missing"}},
+      {"sae without node",
+       Net(absl::StrCat(kLinkAb, "\n<sae name=\"s1\"/>")),
+       {"bad.xml:7: <sae name=\"s1\">: attribute 'node': required attribute is missing"}},
+      {"sae with a bad name",
+       Net(absl::StrCat(kLinkAb, "\n<sae name=\"s 1\" node=\"a\"/>")),
+       {"bad.xml:7:", "attribute 'name': expected a name", "got 's 1'"}},
+      {"sae with an unknown attribute",
+       Net(absl::StrCat(kLinkAb, "\n<sae name=\"s1\" node=\"a\" cert=\"x.pem\"/>")),
+       {"bad.xml:7:", "attribute 'cert': unknown attribute of <sae> (known: name, node)"}},
       {"unknown routing metric",
        Net("", " routing-metric=\"latency\""),
        {"bad.xml:1: <network name=\"t\">: attribute 'routing-metric': expected one of hops | "
@@ -573,6 +617,81 @@ TEST(TopologyLoaderTest, WorkloadDefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(t->apps[0].port, 0u);
   EXPECT_TRUE(t->apps[0].params.empty());
   EXPECT_TRUE(t->events.empty());
+}
+
+// TOPO-37, TOPO-38, TOPO-39: the eavesdropper attributes, <sae> elements and
+// the qkd app's parameters land in the model; defaults: no attacker, fraction 1.
+TEST(TopologyLoaderTest, EavesdropperSaesAndQkdParametersMapIntoTheModel) {
+  absl::StatusOr<Topology> t = ParseTopology(
+      Net("<link name=\"ab\" a=\"a\" b=\"b\" length-km=\"1\" eavesdropper=\"none\"/>\n"
+          "<link name=\"bc\" a=\"b\" b=\"c\" length-km=\"1\" eavesdropper=\"intercept-resend\" "
+          "intercept-fraction=\"0.4\"/>\n"
+          "<link name=\"ac\" a=\"a\" b=\"c\" length-km=\"1\" eavesdropper=\"intercept-resend\"/>\n"
+          "<sae name=\"sae-a\" node=\"a\"/>\n"
+          "<sae name=\"sae-a2\" node=\"a\"/>\n"
+          "<sae name=\"sae-c\" node=\"c\"/>\n"
+          "<app kind=\"qkd\" node=\"a\" peer=\"c\" pairs=\"30000\" block-bits=\"10000\" "
+          "z-probability=\"0.9\" sample-fraction=\"0.1\" qber-threshold=\"0.11\" eps-sec=\"1e-10\" "
+          "eps-cor=\"1e-15\" cascade-passes=\"4\" key-size=\"256\" kme-http-port=\"8080\" "
+          "kme-https-port=\"8443\"/>"),
+      "q.xml");
+  ASSERT_TRUE(t.ok()) << t.status();
+  ASSERT_EQ(t->links.size(), 3u);
+  EXPECT_EQ(t->links[0].eavesdropper, LinkSpec::Eavesdropper::kNone);
+  EXPECT_DOUBLE_EQ(t->links[0].intercept_fraction, 1.0);
+  EXPECT_EQ(t->links[1].eavesdropper, LinkSpec::Eavesdropper::kInterceptResend);
+  EXPECT_DOUBLE_EQ(t->links[1].intercept_fraction, 0.4);
+  EXPECT_EQ(t->links[2].eavesdropper, LinkSpec::Eavesdropper::kInterceptResend);
+  EXPECT_DOUBLE_EQ(t->links[2].intercept_fraction, 1.0);
+  ASSERT_EQ(t->saes.size(), 3u);
+  EXPECT_EQ(t->saes[0].name, "sae-a");
+  EXPECT_EQ(t->saes[0].node, "a");
+  EXPECT_EQ(t->saes[0].line, 9);
+  EXPECT_EQ(t->saes[1].name, "sae-a2");
+  EXPECT_EQ(t->saes[1].node, "a");
+  EXPECT_EQ(t->saes[2].name, "sae-c");
+  EXPECT_EQ(t->saes[2].node, "c");
+  ASSERT_EQ(t->apps.size(), 1u);
+  EXPECT_EQ(t->apps[0].name, "qkd-a-c");
+  EXPECT_EQ(t->apps[0].pairs, 30000u);
+  using Params = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(t->apps[0].params, (Params{{"block-bits", "10000"},
+                                       {"z-probability", "0.9"},
+                                       {"sample-fraction", "0.1"},
+                                       {"qber-threshold", "0.11"},
+                                       {"eps-sec", "1e-10"},
+                                       {"eps-cor", "1e-15"},
+                                       {"cascade-passes", "4"},
+                                       {"key-size", "256"},
+                                       {"kme-http-port", "8080"},
+                                       {"kme-https-port", "8443"}}));
+}
+
+// The QKD example topologies load with their attacker and SAEs (TOPO-37, TOPO-38).
+TEST(TopologyLoaderTest, QkdExampleTopologiesLoad) {
+  for (const char* name : {"qkd-chain3.xml", "qkd-eve.xml"}) {
+    SCOPED_TRACE(name);
+    absl::StatusOr<Topology> t = LoadTopologyFile(kTopologies + name);
+    ASSERT_TRUE(t.ok()) << t.status();
+    ASSERT_EQ(t->nodes.size(), 3u);
+    ASSERT_EQ(t->links.size(), 2u);
+    ASSERT_EQ(t->apps.size(), 1u);
+    EXPECT_EQ(t->apps[0].kind, "qkd");
+    EXPECT_EQ(t->apps[0].node, "a");
+    EXPECT_EQ(t->apps[0].peer, "c");
+    EXPECT_EQ(t->apps[0].pairs, 30000u);
+    ASSERT_EQ(t->saes.size(), 2u);
+    EXPECT_EQ(t->saes[0].name, "sae-a");
+    EXPECT_EQ(t->saes[1].name, "sae-c");
+    const bool eve = std::string(name) == "qkd-eve.xml";
+    EXPECT_EQ(t->FindLink("ab")->eavesdropper, LinkSpec::Eavesdropper::kNone);
+    EXPECT_EQ(t->FindLink("bc")->eavesdropper,
+              eve ? LinkSpec::Eavesdropper::kInterceptResend : LinkSpec::Eavesdropper::kNone);
+    for (const LinkSpec& l : t->links) {
+      EXPECT_DOUBLE_EQ(l.fidelity, 0.99);
+      EXPECT_DOUBLE_EQ(l.p_success, 0.2);
+    }
+  }
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "emulator/physics/heralded_state.h"
+#include "emulator/physics/intercept_resend.h"
 #include "emulator/physics/qubit_registry.h"
 #include "emulator/world/batch_plan.h"
 #include "stack/heralding_model.h"
@@ -67,6 +68,10 @@ class World::Impl {
   Impl(const Topology& topology, Rng rng, Output* output);
 
   void Handle(const std::string& node, const pv::NodeToWorld& request, Time now);
+  uint64_t Intercepted(const std::string& link) const {
+    auto it = links_.find(link);
+    return it == links_.end() ? 0 : it->second.intercepted;
+  }
 
   uint64_t operations = 0;
   uint64_t errors = 0;
@@ -91,6 +96,8 @@ class World::Impl {
     Time free_at = Time::Zero();  // end of the latest batch
     uint64_t pair_seq = 0;
     Time down_at = Time::Infinite();  // PHYS-L1
+    std::optional<Rng> eve_rng;       // PHYS-EV2: the attacker's own stream
+    uint64_t intercepted = 0;         // PHYS-EV5
   };
 
   void Reply(const std::string& node, pv::WorldToNode message, Time at);
@@ -113,6 +120,7 @@ class World::Impl {
 
  private:
   void RunBatch(LinkState& link, const pv::Generate& a, const pv::Generate& b, Time now);
+  void MaybeIntercept(LinkState& link, uint64_t pair_seq, physics::Matrix4* rho, Time at);
   void Release(LinkState& link, int side);
 
   Output* output_;
@@ -136,7 +144,10 @@ World::Impl::Impl(const Topology& topology, Rng rng, Output* output) : output_(o
   for (const LinkSpec& spec : topology.links) {
     auto a = node_index_.find(spec.a), b = node_index_.find(spec.b);
     if (a == node_index_.end() || b == node_index_.end()) continue;  // the loader rejects these
-    links_.emplace(spec.name, LinkState(spec, a->second, b->second, rng.Fork("link/" + spec.name)));
+    auto [it, fresh] = links_.emplace(
+        spec.name, LinkState(spec, a->second, b->second, rng.Fork("link/" + spec.name)));
+    if (fresh && spec.eavesdropper != LinkSpec::Eavesdropper::kNone)
+      it->second.eve_rng = rng.Fork("eve/" + spec.name);
   }
   for (const EventSpec& event : topology.events) {  // PHYS-L3
     const Time at = Time::FromNanos(static_cast<int64_t>(std::llround(event.at_s * 1e9)));
@@ -415,6 +426,7 @@ void World::Impl::RunBatch(LinkState& link, const pv::Generate& a, const pv::Gen
     const uint64_t pair_seq = ++link.pair_seq;
     physics::HeraldedState state =
         physics::SampleHeraldedState(link.spec, a.alpha(), b.alpha(), link.rng);
+    MaybeIntercept(link, pair_seq, &state.rho, plan.end);  // PHYS-EV3: before anyone holds it
     const QubitId qubit[2] = {QubitId{link.node[0], a.slot()}, QubitId{link.node[1], b.slot()}};
     const Time later = std::max(plan.deliver[0], plan.deliver[1]);
     double truth =
@@ -465,6 +477,27 @@ void World::Impl::RunBatch(LinkState& link, const pv::Generate& a, const pv::Gen
     *message.mutable_herald() = std::move(herald[i]);
     Reply(nodes_[link.node[i]].name, std::move(message), plan.deliver[i]);
   }
+}
+
+// PHYS-EV2..EV5: the attacker acts on the fresh pair, before memory noise
+// starts and whatever the ends do with it (keep or measure directly); the
+// heralds are not changed.
+void World::Impl::MaybeIntercept(LinkState& link, uint64_t pair_seq, physics::Matrix4* rho,
+                                 Time at) {
+  if (!link.eve_rng) return;
+  Rng& rng = *link.eve_rng;
+  if (link.spec.intercept_fraction < 1 && !rng.Bernoulli(link.spec.intercept_fraction)) return;
+  const physics::Interception seen = physics::InterceptResend(rho, rng);
+  ++link.intercepted;
+  rv::TraceRecord record;
+  record.set_time_ns(at.nanos());
+  record.set_node("qworld");
+  rv::Intercepted* i = record.mutable_intercepted();
+  i->set_link(link.spec.name);
+  i->set_pair_seq(pair_seq);
+  i->set_basis(seen.basis == physics::Basis::kZ ? pv::BASIS_Z : pv::BASIS_X);
+  i->set_result(static_cast<uint32_t>(seen.bit));
+  output_->Record(std::move(record));
 }
 
 std::optional<Refusal> World::Impl::OnFree(uint32_t index, const pv::Free& f, Time now) {
@@ -643,5 +676,6 @@ absl::Status World::SetLinkDown(const std::string& link, Time at) {
 }
 uint64_t World::operations() const { return impl_->operations; }
 uint64_t World::errors() const { return impl_->errors; }
+uint64_t World::intercepted(const std::string& link) const { return impl_->Intercepted(link); }
 
 }  // namespace qnet::world

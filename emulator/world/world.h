@@ -8,8 +8,10 @@
 // Implements specs/physical.md: the session (PHYS-S1..S3, PHYS-S5), heralded
 // generation (PHYS-B*), operations on memory qubits (PHYS-M*, via
 // emulator/physics), truth and batch records (PHYS-T*, PHYS-B16) and errors
-// (PHYS-2, PHYS-E*), Init (PHYS-M9), Probe (PHYS-T4) and link cuts (PHYS-L*).
-// Randomness: `rng` forked per link and per node (section 9).
+// (PHYS-2, PHYS-E*), Init (PHYS-M9), Probe (PHYS-T4), link cuts (PHYS-L*) and
+// the intercept-resend attacker of a link (PHYS-EV*).
+// Randomness: `rng` forked per link and per node (section 9), and per attacked
+// link ("eve/NAME").
 #ifndef QNET_EMULATOR_WORLD_WORLD_H_
 #define QNET_EMULATOR_WORLD_WORLD_H_
 
@@ -63,6 +65,9 @@ class World {
   // call, refused or not) and requests refused with an Error.
   uint64_t operations() const;
   uint64_t errors() const;
+  // Pairs of `link` its intercept-resend attacker measured (PHYS-EV5); 0 for
+  // a link without one or a link the topology does not have.
+  uint64_t intercepted(const std::string& link) const;
 
  private:
   class Impl;
