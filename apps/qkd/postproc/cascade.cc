@@ -152,11 +152,18 @@ struct CascadeBob::State {
   // Block parity queries of the current pass not yet sent.
   std::vector<uint32_t> pending_blocks;
   size_t next_pending = 0;
-  // A binary search: Alice's parity of permuted range [begin, end) of pass
-  // `pass` differs from Bob's (or did when last checked).
+  // A binary search in block `block` of pass `pass`: the path of nested
+  // ranges from the block down to the current one, each with Alice's parity.
+  // Bob's parity of the current range differs from Alice's (or did when last
+  // checked). The path lets a search whose range a flip elsewhere evened out
+  // continue in a sibling range with no new query.
+  struct Range {
+    uint32_t begin, end;
+    bool alice;
+  };
   struct Search {
-    uint32_t pass, block, begin, end;
-    bool alice_parity;
+    uint32_t pass, block;
+    std::vector<Range> path;
   };
   std::vector<Search> searches;
   // The outstanding request: for query j, a search index (>= 0) or
@@ -218,9 +225,10 @@ std::optional<v1::ParityRequest> CascadeBob::NextRequest() {
   const uint32_t max = std::max<uint32_t>(1, s.params.max_queries_per_round);
   for (size_t i = 0; i < s.searches.size() && s.outstanding.size() < max; ++i) {
     const State::Search& q = s.searches[i];
+    const State::Range& r = q.path.back();
     req.add_pass(q.pass);
-    req.add_begin(q.begin);
-    req.add_end(q.begin + (q.end - q.begin) / 2);
+    req.add_begin(r.begin);
+    req.add_end(r.begin + (r.end - r.begin) / 2);
     s.outstanding.push_back(static_cast<int64_t>(i));
   }
   const State::Pass& newest = s.passes.back();
@@ -271,6 +279,41 @@ absl::Status CascadeBob::OnReply(const v1::ParityReply& reply) {
     }
   };
 
+  // Moves search q to a range of its path whose parities differ (the newest
+  // range, else a sibling range along the path, whose Alice parity follows
+  // from its parent's and its sibling's) and flips the bit when the range is
+  // one bit long. False when the search is over.
+  auto settle = [&](State::Search& q) -> bool {
+    State::Pass& p = s.passes[q.pass];
+    auto differs = [&](const State::Range& r) {
+      return r.alice != p.permuted.Parity(r.begin, r.end);
+    };
+    while (!differs(q.path.back())) {
+      if (q.path.size() == 1) {
+        p.searching[q.block] = 0;  // the block is even now
+        return false;
+      }
+      const State::Range child = q.path.back();
+      q.path.pop_back();
+      const State::Range parent = q.path.back();
+      const bool alice = parent.alice != child.alice;
+      const State::Range sibling = child.begin == parent.begin
+                                       ? State::Range{child.end, parent.end, alice}
+                                       : State::Range{parent.begin, child.begin, alice};
+      if (differs(sibling)) {
+        q.path.push_back(sibling);
+        break;
+      }
+      // Neither half differs: the parent does not either; go up.
+    }
+    const State::Range& r = q.path.back();
+    if (r.end - r.begin > 1) return true;
+    p.searching[q.block] = 0;
+    s.candidates.emplace_back(q.pass, q.block);  // other errors may remain
+    flip(p.perm[r.begin]);
+    return false;
+  };
+
   std::vector<State::Search> kept;
   kept.reserve(s.searches.size());
   std::vector<uint8_t> answered(s.searches.size(), 0);
@@ -285,36 +328,23 @@ absl::Status CascadeBob::OnReply(const v1::ParityReply& reply) {
       continue;
     }
     answered[static_cast<size_t>(what)] = 1;
-    State::Search q = s.searches[static_cast<size_t>(what)];
-    const State::Pass& p = s.passes[q.pass];
-    const uint32_t mid = q.begin + (q.end - q.begin) / 2;
-    const bool alice_left = alice_bit(j);
-    const bool alice_right = q.alice_parity != alice_left;
-    // Bob's parities now (earlier flips of this round included): the known
-    // facts are Alice's parities, so either half that differs holds an error.
-    if (alice_left != p.permuted.Parity(q.begin, mid)) {
-      q.end = mid;
-      q.alice_parity = alice_left;
-    } else if (alice_right != p.permuted.Parity(mid, q.end)) {
-      q.begin = mid;
-      q.alice_parity = alice_right;
-    } else {
-      s.passes[q.pass].searching[q.block] = 0;  // an earlier flip settled it
-      s.candidates.emplace_back(q.pass, q.block);
-      q.end = q.begin;  // dropped below
-    }
-    if (q.end - q.begin == 1) {
-      s.passes[q.pass].searching[q.block] = 0;
-      s.candidates.emplace_back(q.pass, q.block);
-      flip(s.passes[q.pass].perm[q.begin]);
-      q.end = q.begin;
-    }
-    if (q.end > q.begin) kept.push_back(q);
+    State::Search q = std::move(s.searches[static_cast<size_t>(what)]);
+    const State::Range r = q.path.back();
+    const uint32_t mid = r.begin + (r.end - r.begin) / 2;
+    q.path.push_back({r.begin, mid, alice_bit(j)});
+    if (settle(q)) kept.push_back(std::move(q));
   }
   for (size_t i = 0; i < s.searches.size(); ++i) {
-    if (!answered[i]) kept.push_back(s.searches[i]);  // beyond this round's cap
+    if (!answered[i]) kept.push_back(std::move(s.searches[i]));  // beyond this round's cap
   }
-  s.searches = std::move(kept);
+  // Flips of this round may have evened out a search's range or its whole
+  // block (a bit shared across passes): settle every search again. A block
+  // left even ends its search, as sequential Cascade would not have started
+  // it (QKD-C7).
+  s.searches.clear();
+  for (State::Search& q : kept) {
+    if (settle(q)) s.searches.push_back(std::move(q));
+  }
 
   // Start a search in every known block whose parities now differ.
   while (!s.candidates.empty()) {
@@ -331,7 +361,7 @@ absl::Status CascadeBob::OnReply(const v1::ParityReply& reply) {
       continue;
     }
     p.searching[block] = 1;
-    s.searches.push_back({q, block, begin, end, alice});
+    s.searches.push_back({q, block, {{begin, end, alice}}});
   }
   s.request.reset();
   s.outstanding.clear();
