@@ -98,6 +98,7 @@ class HttpServerTest : public testing::EventLoopTest {
   std::vector<HttpRequest> seen_;
 };
 
+// specs/qkd.md KME-31 (Content-Type).
 TEST_F(HttpServerTest, GetReachesTheHandlerWithPathQueryAndHeaders) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   Reply r = Call(
@@ -130,7 +131,8 @@ TEST_F(HttpServerTest, PostBodyRoundTripAndHandlerStatus) {
 }
 
 // A body above max_body_bytes is answered 413 and never reaches the handler.
-TEST_F(HttpServerTest, OversizedBodyIs413WithoutTheHandler) {
+// specs/qkd.md KME-30.
+TEST_F(HttpServerTest, Kme30OversizedBodyIs413WithoutTheHandler) {
   ASSERT_NO_FATAL_FAILURE(StartServer(1024));
   const std::string body(2048, 'x');
   Reply r = Call(absl::StrCat("POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: ", body.size(),

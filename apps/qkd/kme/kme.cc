@@ -118,7 +118,7 @@ HttpResponse Kme::Handle(const HttpRequest& request) {
 }
 
 HttpResponse Kme::Dispatch(const HttpRequest& request) {
-  // KME-1: /api/v1/keys/{SAE_ID}/{status|enc_keys|dec_keys}.
+  // KME-1..KME-3: /api/v1/keys/{SAE_ID}/{status|enc_keys|dec_keys}.
   absl::string_view path = request.path;
   if (!absl::StartsWith(path, kPrefix)) {
     return Error(404, "unknown resource", {Detail("path", request.path)});
@@ -137,14 +137,14 @@ HttpResponse Kme::Dispatch(const HttpRequest& request) {
     return Error(405, "method not allowed", {Detail("method", request.method)});
   }
 
-  // KME-2..KME-4: who calls.
+  // KME-4..KME-6: who calls.
   std::string caller = request.client_cn;
   if (caller.empty() && config_.allow_header_identity) {
     auto it = request.headers.find("x-sae-id");
     if (it != request.headers.end()) caller = it->second;
   }
   if (caller.empty() || !Contains(config_.local_saes, caller)) return Unauthorized();
-  // KME-5: the SAE in the path (slave for status/enc_keys, master for dec_keys)
+  // KME-7: the SAE in the path (slave for status/enc_keys, master for dec_keys)
   // is at the peer node.
   if (!Contains(config_.peer_saes, *target)) return Unauthorized();
 
@@ -180,7 +180,7 @@ HttpResponse Kme::EncKeys(const HttpRequest& request, const std::string& master,
                           const std::string& slave) {
   pb::EtsiKeyRequest key_request;
   if (request.method == "POST") {
-    // KME-7: an empty body asks for the defaults.
+    // KME-9: an empty body asks for the defaults.
     if (!absl::StripAsciiWhitespace(request.body).empty()) {
       auto parsed = google::protobuf::util::JsonStringToMessage(request.body, &key_request);
       if (!parsed.ok()) {
@@ -208,7 +208,7 @@ HttpResponse Kme::EncKeys(const HttpRequest& request, const std::string& master,
   }
   const int64_t number = key_request.has_number() ? key_request.number() : 1;
   const int64_t size = key_request.has_size() ? key_request.size() : config_.key_size;
-  // KME-9..KME-13, in this order.
+  // KME-10..KME-16, in this order (KME-18).
   if (number < 1) return Error(400, "number shall be at least 1", {Detail("number", number)});
   if (number > config_.max_key_per_request) {
     return Error(
@@ -234,33 +234,22 @@ HttpResponse Kme::EncKeys(const HttpRequest& request, const std::string& master,
     return Error(400, "not all extension_mandatory parameters are supported",
                  {Detail("extension_mandatory_unsupported", names)});
   }
-  // extension_optional: ignored (KME-14).
+  // extension_optional: ignored (KME-17).
 
-  // KME-15: all keys or none. One key: Reserve changes nothing when it fails.
-  // More: reserve on a copy of the store and keep the copy only if every
-  // reservation succeeded.
+  // KME-20: all keys or none (KeyStore::ReserveMany, QKD-K5).
   const uint64_t requested = static_cast<uint64_t>(number) * static_cast<uint64_t>(size);
-  auto no_key = [&] {
+  auto keys = store_->ReserveMany(static_cast<uint32_t>(number), static_cast<uint32_t>(size),
+                                  master, slave);
+  if (absl::IsResourceExhausted(keys.status())) {
     return Error(503, "not enough key material on KME",
                  {Detail("requested_bits", static_cast<double>(requested)),
                   Detail("available_bits", static_cast<double>(store_->available_bits()))});
-  };
-  if (store_->available_bits() < requested) return no_key();
-  std::vector<ReservedKey> keys;
-  if (number == 1) {
-    auto key = store_->Reserve(static_cast<uint32_t>(size), master, slave);
-    if (!key.ok()) return no_key();
-    keys.push_back(*std::move(key));
-  } else {
-    KeyStore trial = *store_;
-    for (int64_t i = 0; i < number; ++i) {
-      auto key = trial.Reserve(static_cast<uint32_t>(size), master, slave);
-      if (!key.ok()) return no_key();
-      keys.push_back(*std::move(key));
-    }
-    *store_ = std::move(trial);
   }
-  return KeyContainer(keys);
+  if (!keys.ok()) {
+    return Error(400, "key request refused",
+                 {Detail("reason", std::string(keys.status().message()))});
+  }
+  return KeyContainer(*keys);
 }
 
 HttpResponse Kme::DecKeys(const HttpRequest& request, const std::string& slave,
@@ -286,7 +275,7 @@ HttpResponse Kme::DecKeys(const HttpRequest& request, const std::string& slave,
       ids.push_back(value);
     }
   }
-  // KME-17.
+  // KME-21, KME-22.
   if (ids.empty()) return Error(400, "key_IDs shall name at least one key");
   if (ids.size() > config_.max_key_per_request) {
     return Error(400, "number of key_IDs exceeds max_key_per_request",
@@ -294,35 +283,24 @@ HttpResponse Kme::DecKeys(const HttpRequest& request, const std::string& slave,
                   Detail("max_key_per_request", config_.max_key_per_request)});
   }
 
-  // KME-18/19: all or nothing, each key once. One id: Fetch changes nothing
-  // on an error. More: fetch on a copy, keep it only if every id was served
-  // (a repeated id fails its second fetch on the copy).
-  std::vector<ReservedKey> keys;
+  // KME-23/24: all or nothing, each key once (KeyStore::FetchAll, QKD-K9).
+  auto keys = store_->FetchAll(ids, slave, master);
+  if (keys.ok()) return KeyContainer(*keys);
+  ++refused_fetches_;
+  // Name the refused ids: those the store would not serve now, and repeats.
   std::vector<std::string> not_found;
-  std::optional<KeyStore> trial;
-  if (ids.size() > 1) trial.emplace(*store_);
-  KeyStore* fetch_from = trial ? &*trial : store_;
-  for (const auto& id : ids) {
-    auto key = fetch_from->Fetch(id, slave, master);
-    if (key.ok()) {
-      keys.push_back(*std::move(key));
-    } else {
-      not_found.push_back(id);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const bool repeated = std::find(ids.begin(), ids.begin() + i, ids[i]) != ids.begin() + i;
+    if (repeated || !store_->CheckFetch(ids[i], slave, master).ok()) {
+      if (!Contains(not_found, ids[i])) not_found.push_back(ids[i]);
     }
   }
-  if (not_found.empty()) {
-    if (trial) *store_ = std::move(*trial);
-    return KeyContainer(keys);
-  }
-  ++refused_fetches_;
-  // KME-20: a key made for another SAE of this node -> 401. Probed on a copy
-  // so that nothing is handed out or marked.
-  if (config_.local_saes.size() > 1) {
-    KeyStore probe = *store_;
-    for (const auto& id : not_found) {
-      for (const auto& other : config_.local_saes) {
-        if (other != slave && probe.Fetch(id, other, master).ok()) return Unauthorized();
-      }
+  if (not_found.empty()) not_found = ids;  // ids overlapping each other's bits
+  // KME-25: a key made for another SAE of this node -> 401 (CheckFetch
+  // changes nothing).
+  for (const auto& id : not_found) {
+    for (const auto& other : config_.local_saes) {
+      if (other != slave && store_->CheckFetch(id, other, master).ok()) return Unauthorized();
     }
   }
   return Error(400, std::string(kKeysNotFound), {Detail("key_IDs_not_found", not_found)});

@@ -49,7 +49,7 @@ class Kme {
   // Requests answered, by HTTP status.
   const std::map<int, uint64_t>& responses() const { return responses_; }
   uint64_t keys_delivered() const { return keys_delivered_; }
-  // dec_keys requests refused because an id was not served (KME-19).
+  // dec_keys requests refused because an id was not served (KME-23).
   uint64_t refused_fetches() const { return refused_fetches_; }
 
  private:

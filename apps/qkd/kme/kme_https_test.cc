@@ -1,6 +1,6 @@
 // The KMEs over HTTPS with mutual TLS (stack/http_server.h + WritePki + Kme):
 // a blocking OpenSSL client in a thread, the servers on the test's loop
-// (specs/qkd.md KME-2, KME-22..KME-24).
+// (specs/qkd.md KME-4, KME-26, KME-29).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
@@ -162,8 +162,8 @@ class KmeHttpsTest : public testing::EventLoopTest {
   std::vector<std::string> seen_cn_;
 };
 
-// KME-2: the caller is the certificate's CN; X-SAE-ID is not trusted on HTTPS.
-TEST_F(KmeHttpsTest, Kme2ClientCertificateNamesTheCaller) {
+// KME-4: the caller is the certificate's CN; X-SAE-ID is not trusted on HTTPS.
+TEST_F(KmeHttpsTest, Kme4ClientCertificateNamesTheCaller) {
   Reply r = Call(alice_server_.get(), "sae_a", Get("/api/v1/keys/sae_b/status"));
   ASSERT_TRUE(r.connected);
   EXPECT_EQ(r.status, 200) << r.body;
@@ -177,9 +177,9 @@ TEST_F(KmeHttpsTest, Kme2ClientCertificateNamesTheCaller) {
   EXPECT_EQ(alice_server_->tls_failures(), 0u);
 }
 
-// KME-23: no client certificate, or one from another CA: the handshake fails
+// KME-29: no client certificate, or one from another CA: the handshake fails
 // and the request never reaches the KME.
-TEST_F(KmeHttpsTest, Kme23WithoutAValidClientCertificateNothingIsServed) {
+TEST_F(KmeHttpsTest, Kme29WithoutAValidClientCertificateNothingIsServed) {
   Reply none = Call(alice_server_.get(), "", Get("/api/v1/keys/sae_b/status"));
   EXPECT_FALSE(none.connected);
   Reply foreign =
@@ -191,9 +191,9 @@ TEST_F(KmeHttpsTest, Kme23WithoutAValidClientCertificateNothingIsServed) {
   EXPECT_TRUE(alice_.responses().empty());
 }
 
-// KME-15/18 end to end: enc_keys at Alice's KME, dec_keys at Bob's, same key;
+// KME-19/KME-26 end to end: enc_keys at Alice's KME, dec_keys at Bob's, same key;
 // the second dec_keys of the id is 400.
-TEST_F(KmeHttpsTest, Kme18EncKeysAtOneKmeDecKeysAtTheOther) {
+TEST_F(KmeHttpsTest, Kme26EncKeysAtOneKmeDecKeysAtTheOther) {
   Reply enc = Call(alice_server_.get(), "sae_a",
                    Post("/api/v1/keys/sae_b/enc_keys", R"({"number": 1, "size": 512})"));
   ASSERT_EQ(enc.status, 200) << enc.body;

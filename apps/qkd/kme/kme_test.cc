@@ -103,9 +103,9 @@ class KmeTest : public ::testing::Test {
   std::vector<std::string> blocks_;
 };
 
-// KME-15, KME-18, KME-21: enc_keys at Alice and dec_keys at Bob hand out the
+// KME-19, KME-26: enc_keys at Alice and dec_keys at Bob hand out the
 // same bytes: Alice's share of the stream, in stream order.
-TEST_F(KmeTest, Kme15EncAtAliceDecAtBobGiveTheSameKey) {
+TEST_F(KmeTest, Kme19EncAtAliceDecAtBobGiveTheSameKey) {
   AppendBlocks(2);
   HttpResponse enc = Enc(R"({"number": 2, "size": 256})");
   ASSERT_EQ(enc.status, 200) << enc.body;
@@ -127,7 +127,7 @@ TEST_F(KmeTest, Kme15EncAtAliceDecAtBobGiveTheSameKey) {
   EXPECT_EQ(alice_.keys_delivered(), 2u);
   EXPECT_EQ(bob_.keys_delivered(), 2u);
 
-  // The other direction: Bob's KME hands out Bob's share (KME-21).
+  // The other direction: Bob's KME hands out Bob's share (KME-19, QKD-K3).
   HttpResponse enc_b = bob_.Handle(Req("POST", "/api/v1/keys/sae_a/enc_keys", "sae_b", ""));
   ASSERT_EQ(enc_b.status, 200) << enc_b.body;
   pb::EtsiKeyContainer sent_b = Keys(enc_b);
@@ -139,9 +139,9 @@ TEST_F(KmeTest, Kme15EncAtAliceDecAtBobGiveTheSameKey) {
   EXPECT_EQ(KeyBytes(Keys(dec_a).keys(0)), blocks_[0].substr(256, 32));
 }
 
-// KME-19: a key id is served once; a batch with one spent id hands out
+// KME-23, KME-24: a key id is served once; a batch with one spent id hands out
 // nothing, and its other ids stay fetchable.
-TEST_F(KmeTest, Kme19ReplayedKeyIdIsNotFoundAndNothingIsHandedOut) {
+TEST_F(KmeTest, Kme23ReplayedKeyIdIsNotFoundAndNothingIsHandedOut) {
   AppendBlocks(1);
   pb::EtsiKeyContainer sent = Keys(Enc(R"({"number": 2})"));
   ASSERT_EQ(sent.keys_size(), 2);
@@ -170,10 +170,10 @@ TEST_F(KmeTest, Kme19ReplayedKeyIdIsNotFoundAndNothingIsHandedOut) {
   EXPECT_EQ(Dec({forged}).status, 400);
 }
 
-// KME-20: a key made for sae_b fetched by sae_b2 (another SAE of Bob's node)
+// KME-25: a key made for sae_b fetched by sae_b2 (another SAE of Bob's node)
 // is 401 with no body and stays fetchable by sae_b; naming the wrong master
 // is not found.
-TEST_F(KmeTest, Kme20KeyOfAnotherSaeIsUnauthorized) {
+TEST_F(KmeTest, Kme25KeyOfAnotherSaeIsUnauthorized) {
   AppendBlocks(1);
   pb::EtsiKeyContainer sent = Keys(Enc(""));
   ASSERT_EQ(sent.keys_size(), 1);
@@ -188,8 +188,8 @@ TEST_F(KmeTest, Kme20KeyOfAnotherSaeIsUnauthorized) {
   EXPECT_EQ(Dec({id}).status, 200);
 }
 
-// KME-2..KME-6: identity and the SAE in the path.
-TEST_F(KmeTest, Kme4UnknownCallersAndSaesAre401WithNoBody) {
+// KME-4..KME-7: identity and the SAE in the path.
+TEST_F(KmeTest, Kme6UnknownCallersAndSaesAre401WithNoBody) {
   AppendBlocks(1);
   const std::string status = "/api/v1/keys/sae_b/status";
   for (const HttpResponse& r : {
@@ -205,22 +205,22 @@ TEST_F(KmeTest, Kme4UnknownCallersAndSaesAre401WithNoBody) {
   }
   EXPECT_EQ(alice_store_.available_bits(), 2048u);
 
-  // KME-2: on TLS the certificate's CN is the caller, whatever the header says.
+  // KME-4: on TLS the certificate's CN is the caller, whatever the header says.
   HttpRequest tls = Req("GET", status, "mallory");
   tls.client_cn = "sae_a";
   EXPECT_EQ(alice_.Handle(tls).status, 200);
   tls.client_cn = "mallory";
   tls.headers["x-sae-id"] = "sae_a";
   EXPECT_EQ(alice_.Handle(tls).status, 401);
-  // KME-3: without allow_header_identity the header is not trusted.
+  // KME-5: without allow_header_identity the header is not trusted.
   KmeConfig strict = Config(true);
   strict.allow_header_identity = false;
   Kme strict_kme(strict, &alice_store_);
   EXPECT_EQ(strict_kme.Handle(Req("GET", status, "sae_a")).status, 401);
 }
 
-// KME-6: the status fields, exactly.
-TEST_F(KmeTest, Kme6StatusFieldsExact) {
+// KME-8: the status fields, exactly.
+TEST_F(KmeTest, Kme8StatusFieldsExact) {
   AppendBlocks(2);
   HttpResponse r = alice_.Handle(Req("GET", "/api/v1/keys/sae_b/status", "sae_a"));
   ASSERT_EQ(r.status, 200);
@@ -234,9 +234,9 @@ TEST_F(KmeTest, Kme6StatusFieldsExact) {
   EXPECT_NE(r.body.find(R"("stored_key_count":10,)"), std::string::npos) << r.body;
 }
 
-// KME-9..KME-14: malformed and unsupported requests are 400 with the
+// KME-11..KME-18, KME-21, KME-22: malformed and unsupported requests are 400 with the
 // standard's message, and take no key.
-TEST_F(KmeTest, Kme9BadKeyRequestsAre400) {
+TEST_F(KmeTest, Kme11BadKeyRequestsAre400) {
   AppendBlocks(1);
   struct Case {
     std::string body, message;
@@ -265,10 +265,10 @@ TEST_F(KmeTest, Kme9BadKeyRequestsAre400) {
   EXPECT_NE(Enc(R"({"extension_mandatory": [{"abc_route_type": "direct"}]})")
                 .body.find(R"({"extension_mandatory_unsupported":["abc_route_type"]})"),
             std::string::npos);
-  // extension_optional is ignored (KME-14).
+  // extension_optional is ignored (KME-17).
   EXPECT_EQ(Enc(R"({"extension_optional": [{"abc_x": 1}]})").status, 200);
   EXPECT_EQ(alice_store_.available_bits(), 2048u - 256u);
-  // dec_keys bodies (KME-17).
+  // dec_keys bodies (KME-21, KME-22).
   EXPECT_EQ(Err(bob_.Handle(Req("POST", "/api/v1/keys/sae_a/dec_keys", "sae_b", "{x"))).message(),
             "malformed key IDs");
   EXPECT_EQ(Err(Dec({})).message(), "key_IDs shall name at least one key");
@@ -278,8 +278,8 @@ TEST_F(KmeTest, Kme9BadKeyRequestsAre400) {
   EXPECT_EQ(bob_.responses().at(400), 3u);
 }
 
-// KME-16: too little key is 503, all or nothing.
-TEST_F(KmeTest, Kme16TooLittleKeyIs503AndTakesNothing) {
+// KME-20: too little key is 503, all or nothing.
+TEST_F(KmeTest, Kme20TooLittleKeyIs503AndTakesNothing) {
   HttpResponse empty = Enc("");
   EXPECT_EQ(empty.status, 503);
   EXPECT_EQ(Err(empty).message(), "not enough key material on KME");
@@ -298,8 +298,8 @@ TEST_F(KmeTest, Kme16TooLittleKeyIs503AndTakesNothing) {
   EXPECT_EQ(alice_.responses().at(200), 2u);
 }
 
-// KME-7, KME-17: the GET forms.
-TEST_F(KmeTest, Kme7GetForms) {
+// KME-9, KME-10, KME-21: the GET forms.
+TEST_F(KmeTest, Kme9GetForms) {
   AppendBlocks(1);
   HttpResponse enc =
       alice_.Handle(Req("GET", "/api/v1/keys/sae_b/enc_keys", "sae_a", "", "number=2&size=128"));
@@ -319,7 +319,7 @@ TEST_F(KmeTest, Kme7GetForms) {
             "unknown query parameter");
 }
 
-// KME-1: other paths 404, other methods 405.
+// KME-1..KME-3: other paths 404, other methods 405.
 TEST_F(KmeTest, Kme1RoutesAndMethods) {
   EXPECT_EQ(alice_.Handle(Req("GET", "/api/v1/keys/sae_b", "sae_a")).status, 404);
   EXPECT_EQ(alice_.Handle(Req("GET", "/api/v1/keys/sae_b/keys", "sae_a")).status, 404);

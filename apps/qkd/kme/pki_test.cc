@@ -1,5 +1,5 @@
 // WritePki: the files verify against the run's CA, with the right names,
-// purposes and permissions (specs/qkd.md KME-25..KME-28).
+// purposes and permissions (specs/qkd.md KME-32..KME-34).
 #include "apps/qkd/kme/pki.h"
 
 #include <openssl/pem.h>
@@ -74,7 +74,7 @@ class PkiTest : public ::testing::Test {
   std::string dir_;
 };
 
-TEST_F(PkiTest, Kme25FilesVerifyAgainstTheCaWithTheirNames) {
+TEST_F(PkiTest, Kme32FilesVerifyAgainstTheCaWithTheirNames) {
   PkiRequest request;
   request.dir = dir_ + "/pki";
   request.kmes = {{"alice", "127.0.0.1"}, {"bob", "10.0.0.2"}};
@@ -116,7 +116,7 @@ TEST_F(PkiTest, Kme25FilesVerifyAgainstTheCaWithTheirNames) {
 }
 
 // A certificate of another run's PKI does not verify against this CA.
-TEST_F(PkiTest, Kme25AnotherRunsCertificateDoesNotVerify) {
+TEST_F(PkiTest, Kme32AnotherRunsCertificateDoesNotVerify) {
   PkiRequest one{dir_ + "/one", {{"alice", "127.0.0.1"}}, {"sae_a"}, 7};
   PkiRequest two{dir_ + "/two", {{"alice", "127.0.0.1"}}, {"sae_a"}, 7};
   ASSERT_TRUE(WritePki(one).ok());
@@ -127,7 +127,7 @@ TEST_F(PkiTest, Kme25AnotherRunsCertificateDoesNotVerify) {
   EXPECT_FALSE(Verifies(ca1.get(), sae2.get(), X509_PURPOSE_SSL_CLIENT));
 }
 
-TEST_F(PkiTest, Kme26BadNamesAreRefused) {
+TEST_F(PkiTest, Kme34BadNamesAreRefused) {
   EXPECT_EQ(WritePki({dir_, {}, {"../evil"}, 7}).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(WritePki({dir_, {{"a/b", "127.0.0.1"}}, {}, 7}).code(),
             absl::StatusCode::kInvalidArgument);
