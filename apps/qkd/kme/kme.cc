@@ -63,11 +63,12 @@ HttpResponse Error(int status, const std::string& message,
 
 HttpResponse Unauthorized() { return HttpResponse{401, "", "application/json"}; }
 
-// %XX and '+' decoding of one query value; nullopt on a broken escape.
-std::optional<std::string> PercentDecode(absl::string_view in) {
+// %XX decoding (and '+' as a space in query values); nullopt on a broken
+// escape.
+std::optional<std::string> PercentDecode(absl::string_view in, bool plus_is_space = true) {
   std::string out;
   for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '+') {
+    if (in[i] == '+' && plus_is_space) {
       out.push_back(' ');
     } else if (in[i] == '%') {
       if (i + 2 >= in.size()) return std::nullopt;
@@ -129,7 +130,7 @@ HttpResponse Kme::Dispatch(const HttpRequest& request) {
       (parts[1] != "status" && parts[1] != "enc_keys" && parts[1] != "dec_keys")) {
     return Error(404, "unknown resource", {Detail("path", request.path)});
   }
-  auto target = PercentDecode(parts[0]);
+  auto target = PercentDecode(parts[0], /*plus_is_space=*/false);
   if (!target) return Error(404, "unknown resource", {Detail("path", request.path)});
   const std::string operation(parts[1]);
   const bool post_allowed = operation != "status";
