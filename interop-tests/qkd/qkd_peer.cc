@@ -38,6 +38,7 @@ struct QkdPeer::Block {
   std::unique_ptr<::qnet::qkd::CascadeBob> bob;
   uint64_t disclosed = 0;
   bool verified = false;
+  uint64_t amplify_seq = 0;  // Alice: a->b seq of the Amplify (QKD-U10)
 };
 
 QkdPeer::QkdPeer(PeerConfig config, const std::vector<ScriptedPair>& pairs)
@@ -367,8 +368,9 @@ void QkdPeer::Handle(const QkdMessage& m) {
       QkdMessage a;
       a.mutable_amplify()->set_block(block_->id);
       a.mutable_amplify()->set_secret_bits(static_cast<uint32_t>(m_bits));
-      a.mutable_amplify()->set_toeplitz_seed(Bits(seed));
+      if (m_bits > 0) a.mutable_amplify()->set_toeplitz_seed(Bits(seed));
       Send(a);
+      block_->amplify_seq = last_seq_[0];
       block_->verified = false;  // waiting for AmplifyAck
       block_->alice.reset();
       block_->bob.reset();
@@ -508,14 +510,15 @@ void QkdPeer::Finish(uint64_t block, uint32_t secret_bits, const BitVector& seed
   // Refill both pads with what each direction consumed since the last refill
   // (rounded up to 64 bits), a->b first (QKD-U10..U12), counted up to the
   // Amplify (a->b) and the AmplifyAck (b->a).
-  const uint64_t a2b = 64 * (last_seq_[0] - refilled_upto_[0]);
+  const uint64_t amplify_seq = config_.alice ? b.amplify_seq : last_seq_[0];
+  const uint64_t a2b = 64 * (amplify_seq - refilled_upto_[0]);
   const uint64_t b2a = 64 * (last_seq_[1] - refilled_upto_[1]);
   auto rest = auth_->RefillFromKey(final_key, a2b, b2a);
   if (!rest.ok()) {
     return Abort("authentication key exhausted (refill " + std::to_string(a2b) + " + " +
                  std::to_string(b2a) + " bits from " + std::to_string(final_key.size()) + ")");
   }
-  refilled_upto_[0] = last_seq_[0];
+  refilled_upto_[0] = amplify_seq;
   refilled_upto_[1] = last_seq_[1];
   const size_t keep = rest->size() / 16 * 16;
   key_stream_.Append(rest->Slice(0, keep));

@@ -125,7 +125,7 @@ class QkdPeer : public ScriptedApp {
   uint64_t sift_replies_due_ = 0;  // Alice: ranges sent and not yet answered
   BitVector z_stream_, x_stream_;
   uint64_t z_used_ = 0, x_used_ = 0;
-  uint64_t next_block_ = 0;
+  uint64_t next_block_ = 1;  // block ids start at 1
   std::unique_ptr<Block> block_;
   // Authentication refill accounting (seq of the last frame counted, per direction).
   uint64_t refilled_upto_[2] = {0, 0};

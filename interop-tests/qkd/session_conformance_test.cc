@@ -1,0 +1,200 @@
+// Conformance of qnet-qkd's classical protocol (specs/qkd.md sections 1-8,
+// qkd.proto): the program under test runs one end of a session through the
+// fake node, the reference peer the other. A good peer must give identical
+// keys (the key file equals the peer's key stream byte for byte); each bug
+// switch of the peer must make the program abort with the reason the spec
+// names, hand out no key, and say so in its result.
+#include <cmath>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "interop-tests/qkd/qkd_iut.h"
+
+namespace qnet::interop::qkd {
+namespace {
+
+// 200000 pairs with unbiased bases give about 50000 Z-sifted bits: two blocks
+// of 20000 (DefaultParams).
+constexpr uint64_t kGoodPairs = 200000;
+// 30000 pairs: about 7500 Z-sifted bits, one block of 4000 for the abort tests.
+constexpr uint64_t kShortPairs = 30000;
+
+v1::SessionParams ShortParams() {
+  v1::SessionParams p = DefaultParams();
+  p.set_block_bits(4000);
+  return p;
+}
+
+IutOptions ProgramAs(int end, std::vector<ScriptedPair> pairs, v1::SessionParams params,
+                     Bug bug = Bug::kNone, uint64_t bug_seq = 3) {
+  IutOptions o;
+  o.program[0] = end == 0;
+  o.program[1] = end == 1;
+  o.pairs = std::move(pairs);
+  o.params = params;
+  o.peer.bug = bug;
+  o.peer.bug_seq = bug_seq;
+  o.peer.seed = 5;
+  return o;
+}
+
+#define START_RUN(run)                                     \
+  do {                                                     \
+    const std::string why = (run).Start();                 \
+    ASSERT_EQ(why, "") << (run).Describe();                \
+    ASSERT_TRUE((run).RunToResults()) << (run).Describe(); \
+  } while (0)
+
+// The program's verdict on an aborted session: aborted with `reason` in its
+// reason, no key (the key file absent or empty), ok false.
+void ExpectAborted(IutRun& run, int end, const std::string& reason) {
+  const auto r = run.Result(end);
+  EXPECT_EQ(r.count("aborted") ? r.at("aborted") : "", "true") << run.Describe();
+  EXPECT_EQ(r.count("ok") ? r.at("ok") : "", "false");
+  const std::string why = r.count("abort_reason") ? r.at("abort_reason") : "";
+  EXPECT_NE(why.find(reason), std::string::npos) << "abort_reason: " << why;
+  EXPECT_EQ(run.Key(end), "") << "a key after an abort";
+  EXPECT_EQ(JsonNumber(r, "stored_key_bits"), 0);
+  // The program closed the connection (or the peer did after its Abort).
+  EXPECT_TRUE(run.net().closed());
+}
+
+// ---- good sessions: both roles (QKD-K1, QKD-W2, QKD-U10) ----
+
+TEST(QkdSession, QKD_K1_ProgramAsAliceAndReferenceBobHoldTheSameKey) {
+  IutRun run(ProgramAs(0, MakePairs(kGoodPairs, 0.5, 0.02, 0.02, 21), DefaultParams()));
+  START_RUN(run);
+  const auto r = run.Result(0);
+  ASSERT_EQ(r.at("aborted"), "false") << run.Describe();
+  EXPECT_EQ(r.at("ok"), "true");
+  ASSERT_TRUE(run.peer()->result().violations.empty()) << run.Describe();
+  EXPECT_FALSE(run.peer()->result().aborted) << run.Describe();
+  // Two blocks at both ends; the key file is the reference peer's stream.
+  EXPECT_EQ(JsonNumber(r, "blocks"), 2);
+  EXPECT_EQ(run.peer()->result().blocks, 2u);
+  ASSERT_GT(run.peer()->key_stream_bits(), 0u);
+  EXPECT_EQ(run.Key(0), run.peer()->KeyStreamBytes());
+  EXPECT_EQ(JsonNumber(r, "stored_key_bits"), static_cast<double>(run.peer()->key_stream_bits()));
+  // QBER: 2 % on 2 x 2000 sampled Z bits, sigma = sqrt(0.02 * 0.98 / 4000) = 0.0022; 5 sigma.
+  EXPECT_NEAR(JsonNumber(r, "qber_z"), 0.02, 0.011);
+  EXPECT_NEAR(JsonNumber(r, "qber_x"), 0.02, 0.006);  // ~ 50000 X bits: sigma 0.0006
+  EXPECT_EQ(JsonNumber(r, "sifted_bits"), 40000);
+  // QKD-S1: Alice asked for measure pairs, XZ, with the session's bias.
+  ASSERT_TRUE(run.net().connect_request().has_value());
+  const auto& qos = run.net().connect_request()->qos();
+  EXPECT_EQ(qos.type(), app::v1::PAIR_TYPE_MEASURE);
+  EXPECT_TRUE(qos.basis() == link::v1::BASIS_CHOICE_XZ ||
+              qos.basis() == link::v1::BASIS_CHOICE_UNSPECIFIED);
+  EXPECT_EQ(qos.z_probability(), 0.5);
+  EXPECT_EQ(run.net().connect_request()->remote_port(), kPortB);
+  EXPECT_EQ(run.Stop(0), 0) << run.Log(0);
+}
+
+TEST(QkdSession, QKD_K1_ProgramAsBobAndReferenceAliceHoldTheSameKey) {
+  // A biased basis choice (QKD-S1, TRN-M2a): Z with 0.8, block 20000 needs
+  // 20000 / 0.64 = 31250 pairs; X test bits 4 % of pairs.
+  v1::SessionParams p = DefaultParams();
+  p.set_z_probability(0.8);
+  IutRun run(ProgramAs(1, MakePairs(kGoodPairs, 0.8, 0.01, 0.01, 22), p));
+  START_RUN(run);
+  const auto r = run.Result(1);
+  ASSERT_EQ(r.at("aborted"), "false") << run.Describe();
+  EXPECT_EQ(r.at("ok"), "true");
+  ASSERT_TRUE(run.peer()->result().violations.empty()) << run.Describe();
+  // 200000 * 0.64 = 128000 Z bits: 6 blocks of 20000.
+  EXPECT_EQ(run.peer()->result().blocks, 6u);
+  EXPECT_EQ(JsonNumber(r, "blocks"), 6);
+  ASSERT_GT(run.peer()->key_stream_bits(), 0u);
+  EXPECT_EQ(run.Key(1), run.peer()->KeyStreamBytes());
+  EXPECT_EQ(run.Stop(1), 0) << run.Log(1);
+}
+
+// ---- parameter estimation (QKD-E6): above the threshold, no key ----
+
+TEST(QkdSession, QKD_E6_ProgramAsBobAbortsWhenQberZIsAboveTheThreshold) {
+  IutRun run(ProgramAs(1, MakePairs(kShortPairs, 0.5, 0.20, 0.02, 23), ShortParams()));
+  START_RUN(run);
+  ExpectAborted(run, 1, "QBER Z");
+  // QBER 20 % on 400 sampled bits: sigma 0.02; the reported value within 5 sigma.
+  EXPECT_NEAR(JsonNumber(run.Result(1), "qber_z"), 0.20, 0.10);
+  EXPECT_EQ(run.peer()->key_stream_bits(), 0u);
+}
+
+TEST(QkdSession, QKD_E6_ProgramAsAliceAbortsWhenQberXIsAboveTheThreshold) {
+  IutRun run(ProgramAs(0, MakePairs(kShortPairs, 0.5, 0.02, 0.25, 24), ShortParams()));
+  START_RUN(run);
+  ExpectAborted(run, 0, "QBER X");
+}
+
+// ---- Hello (QKD-S2) ----
+
+TEST(QkdSession, QKD_S2_ProgramAsBobAbortsOnAHelloWithOtherParameters) {
+  IutRun run(ProgramAs(1, MakePairs(kShortPairs, 0.5, 0.02, 0.02, 25), ShortParams(),
+                       Bug::kHelloParamsDiffer));
+  START_RUN(run);
+  ExpectAborted(run, 1, "block_bits");
+  // Bob tells Alice why (QKD-S8: an Abort with the reason).
+  EXPECT_TRUE(run.peer()->result().got_abort);
+  EXPECT_NE(run.peer()->result().peer_abort_reason.find("block_bits"), std::string::npos);
+}
+
+// ---- authentication (QKD-U7, QKD-U8): the frame is refused, the session aborts ----
+
+struct AuthCase {
+  const char* name;
+  int program_end;
+  Bug bug;
+  const char* reason;
+};
+
+class QkdAuth : public ::testing::TestWithParam<AuthCase> {};
+
+TEST_P(QkdAuth, RefusedFrameAbortsWithNoKey) {
+  const AuthCase& c = GetParam();
+  IutRun run(ProgramAs(c.program_end, MakePairs(kShortPairs, 0.5, 0.02, 0.02, 26), ShortParams(),
+                       c.bug, 3));
+  START_RUN(run);
+  ExpectAborted(run, c.program_end, c.reason);
+  EXPECT_GE(JsonNumber(run.Result(c.program_end), "bad_frames"), 1);
+  EXPECT_EQ(run.peer()->key_stream_bits(), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    QkdSession, QkdAuth,
+    ::testing::Values(
+        AuthCase{"QKD_U7_BadTagToBob", 1, Bug::kBadTag, "authentication failed"},
+        AuthCase{"QKD_U7_BadTagToAlice", 0, Bug::kBadTag, "authentication failed"},
+        AuthCase{"QKD_U8_ReplayedSeqToBob", 1, Bug::kReplaySeq, "authentication failed"},
+        AuthCase{"QKD_U8_ReplayedSeqToAlice", 0, Bug::kReplaySeq, "authentication failed"},
+        AuthCase{"QKD_U8_SkippedSeqToBob", 1, Bug::kSkipSeq, "authentication failed"},
+        AuthCase{"QKD_U8_WrongVersionToBob", 1, Bug::kWrongVersion, "authentication failed"},
+        AuthCase{"QKD_U8_WrongVersionToAlice", 0, Bug::kWrongVersion, "authentication failed"},
+        AuthCase{"QKD_U1_NotAnAuthenticatedFrameToBob", 1, Bug::kGarbageFrame, "malformed"},
+        AuthCase{"QKD_U1_NotAnAuthenticatedFrameToAlice", 0, Bug::kGarbageFrame, "malformed"},
+        AuthCase{"QKD_S9_GarbageMessageToBob", 1, Bug::kGarbageMessage, "protocol error"},
+        AuthCase{"QKD_S9_UnknownMessageToBob", 1, Bug::kUnknownOneof, "protocol error"},
+        AuthCase{"QKD_S9_UnknownMessageToAlice", 0, Bug::kUnknownOneof, "protocol error"}),
+    [](const ::testing::TestParamInfo<AuthCase>& info) { return std::string(info.param.name); });
+
+// ---- Cascade (QKD-C*): malformed parity traffic ----
+
+TEST(QkdSession, QKD_C_ProgramAsBobAbortsOnAParityReplyWithTheWrongCount) {
+  IutRun run(ProgramAs(1, MakePairs(kShortPairs, 0.5, 0.02, 0.02, 27), ShortParams(),
+                       Bug::kWrongParityCount));
+  START_RUN(run);
+  ExpectAborted(run, 1, "ParityReply");
+  EXPECT_TRUE(run.peer()->result().got_abort);
+}
+
+TEST(QkdSession, QKD_C_ProgramAsAliceAbortsOnAParityRequestPastTheKey) {
+  IutRun run(ProgramAs(0, MakePairs(kShortPairs, 0.5, 0.02, 0.02, 28), ShortParams(),
+                       Bug::kParityOutOfRange));
+  START_RUN(run);
+  ExpectAborted(run, 0, "ParityRequest");
+  EXPECT_TRUE(run.peer()->result().got_abort);
+  // Nothing of the key was disclosed for the refused request.
+  EXPECT_EQ(run.peer()->key_stream_bits(), 0u);
+}
+
+}  // namespace
+}  // namespace qnet::interop::qkd
