@@ -388,6 +388,32 @@ TEST(SummaryTest, ModelProbabilityFallsBackToTheTopology) {
   EXPECT_EQ(s->missing_traces_size(), 4);  // three nodes and qworld
 }
 
+// RES-15a: qworld's `intercepted` records count per link; one naming an
+// unknown link is unattributed (RES-17).
+TEST(SummaryTest, InterceptedRecordsAreCountedPerLink) {
+  const Topology topology = LoadHand();
+  Traces tr("intercepted");
+  for (uint64_t seq : {1, 2, 5}) {
+    v1::TraceRecord r;
+    r.mutable_intercepted()->set_link("bc");
+    r.mutable_intercepted()->set_pair_seq(seq);
+    r.mutable_intercepted()->set_basis(seq == 2 ? pv1::BASIS_X : pv1::BASIS_Z);
+    tr.Add("qworld", static_cast<int64_t>(seq) * kMs, r);
+  }
+  v1::TraceRecord stray;
+  stray.mutable_intercepted()->set_link("zz");
+  tr.Add("qworld", 9 * kMs, stray);
+  tr.Close();
+  absl::StatusOr<v1::Summary> s = Summarize(topology, tr.dir(), "sim");
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ(s->links_size(), 2);
+  EXPECT_EQ(s->links(0).name(), "ab");
+  EXPECT_EQ(s->links(0).intercepted(), 0u);
+  EXPECT_EQ(s->links(1).name(), "bc");
+  EXPECT_EQ(s->links(1).intercepted(), 3u);
+  EXPECT_EQ(s->unattributed_records(), 1u);
+}
+
 TEST(SummaryTest, NotADirectoryIsAnError) {
   const Topology topology = LoadHand();
   EXPECT_EQ(Summarize(topology, "/nonexistent/results", "sim").status().code(),
