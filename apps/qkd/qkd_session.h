@@ -43,7 +43,7 @@ struct QkdOptions {
   uint32_t peer_port = 0;  // Alice: Bob's port
   uint32_t pairs = 10000;  // pairs requested (0: until Close)
   double min_fidelity = 0.0;
-  std::string psk;         // pre-shared secret bytes (Authenticator::Create)
+  std::string psk;  // pre-shared secret bytes (Authenticator::Create)
   // Must be equal at both ends (sent in Hello; Bob aborts otherwise).
   uint32_t block_bits = 10000;
   double z_probability = 0.5;
@@ -61,25 +61,30 @@ struct QkdOptions {
 struct QkdResult {
   bool aborted = false;
   std::string abort_reason;
-  uint64_t pairs = 0;          // pairs received (not expired)
-  uint64_t sifted_bits = 0;    // Z-sifted bits in processed blocks
+  uint64_t pairs = 0;          // pairs held in sifted ranges (not expired)
+  uint64_t expired_pairs = 0;  // PairExpired before the pair's range was sifted
+  uint64_t sift_ranges = 0;
+  uint64_t sifted_bits = 0;  // Z-sifted bits in processed blocks
   uint64_t x_test_bits = 0;
   uint64_t z_errors = 0, z_sampled = 0;  // parameter estimation, all blocks
   uint64_t x_errors = 0;
   double qber_z = 0.0, qber_x = 0.0;
   uint64_t blocks = 0, blocks_failed_verification = 0;
-  uint64_t leftover_bits = 0;  // sifted bits dropped at the end
-  uint64_t corrected_bits = 0;   // bits entering error correction (all blocks)
-  uint64_t bits_flipped = 0;     // errors Cascade corrected
-  uint64_t disclosed_bits = 0;   // Cascade parities
+  // Blocks with no X test bit: Q_X unknown, secure length 0 (QKD-E8).
+  uint64_t blocks_without_x_test = 0;
+  uint64_t leftover_bits = 0;   // sifted bits dropped at the end
+  uint64_t corrected_bits = 0;  // bits entering error correction (all blocks)
+  uint64_t bits_flipped = 0;    // errors Cascade corrected
+  uint64_t disclosed_bits = 0;  // Cascade parities
   uint32_t cascade_rounds = 0;
-  double ec_efficiency = 0.0;    // disclosed / sum over blocks of n h(errors / n)
-  uint64_t secret_bits = 0;      // privacy amplification output, all blocks
+  double ec_efficiency = 0.0;  // disclosed / sum over blocks of n h(errors / n)
+  uint64_t secret_bits = 0;    // privacy amplification output, all blocks
   uint64_t auth_bits_consumed = 0, auth_bits_refilled = 0;  // both directions
-  uint64_t stored_key_bits = 0;  // appended to the KeyStore
+  uint64_t stored_key_bits = 0;                             // appended to the KeyStore
   double first_pair_s = 0.0, last_block_s = 0.0;  // emulated time of first pair, last block
-  double key_rate_bps = 0.0;     // secret_bits / (last_block_s - first_pair_s)
-  uint64_t bad_frames = 0;       // refused frames (tag, seq, parse)
+  // stored_key_bits / (last_block_s - first_pair_s) (QKD-R4).
+  double key_rate_bps = 0.0;
+  uint64_t bad_frames = 0;  // refused frames (tag, seq, parse)
 };
 
 class QkdSession {

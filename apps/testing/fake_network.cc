@@ -130,6 +130,7 @@ struct FakeNetwork::Connection {
   };
   End end[2];  // initiator, responder
   uint32_t window = 1;
+  app::v1::Qos qos;
   bool open = true;
   uint64_t next_pair = 1;
   int Side(uint64_t local_id) const { return end[0].id == local_id ? 0 : 1; }
@@ -146,7 +147,9 @@ AppClient* FakeNetwork::Client(const std::string& name) {
 
 size_t FakeNetwork::Run(size_t limit) {
   size_t n = 0;
-  while (!queue_.empty() && n < limit) {
+  while (n < limit) {
+    if (queue_.empty() && !GenerateMeasured()) break;
+    if (queue_.empty()) continue;
     auto [node, event] = std::move(queue_.front());
     queue_.pop_front();
     clients_.at(node)->Deliver(event);
@@ -266,6 +269,7 @@ app::v1::Reply FakeNetwork::Dispatch(const std::string& node, const app::v1::App
       c->end[0] = {node, req.socket(), local, 0};
       c->end[1] = {req.remote_node(), remote_socket, next_id_++, 0};
       c->window = req.qos().window() ? req.qos().window() : 1;
+      c->qos = req.qos();
       connections_[c->end[0].id] = c;
       connections_[c->end[1].id] = c;
       for (int side = 0; side < 2; ++side) {
@@ -373,7 +377,8 @@ void FakeNetwork::Close(uint64_t connection, app::v1::CloseReason local_reason) 
 void FakeNetwork::Generate() {
   const double w = (4.0 * fidelity_ - 1.0) / 3.0;
   for (auto& [id, c] : connections_) {
-    if (id != c->end[0].id) continue;  // once per connection
+    if (id != c->end[0].id) continue;                           // once per connection
+    if (c->qos.type() == app::v1::PAIR_TYPE_MEASURE) continue;  // GenerateMeasured
     while (c->open && c->end[0].held < c->window && c->end[1].held < c->window) {
       // Werner = Bell mixture: PHI_PLUS with w + (1-w)/4, each other (1-w)/4.
       uint32_t x = 0, z = 0;
@@ -420,6 +425,88 @@ void FakeNetwork::Generate() {
       }
     }
   }
+}
+
+}  // namespace qnet::apps::testing
+
+namespace qnet::apps::testing {
+
+bool FakeNetwork::GenerateMeasured() {
+  const double w = (4.0 * fidelity_ - 1.0) / 3.0;
+  bool any = false;
+  for (auto& [id, c] : connections_) {
+    if (id != c->end[0].id || !c->open || c->qos.type() != app::v1::PAIR_TYPE_MEASURE) continue;
+    any = true;
+    for (uint32_t i = 0; i < measure_batch_ && c->open; ++i) {
+      if (c->qos.pairs() > 0 && c->next_pair > c->qos.pairs()) {
+        Close(c->end[0].id, app::v1::CLOSE_REASON_DONE);
+        for (auto& [n, e] : pending_) {
+          e.mutable_closed()->set_reason(app::v1::CLOSE_REASON_DONE);
+          queue_.emplace_back(std::move(n), std::move(e));
+        }
+        pending_.clear();
+        break;
+      }
+      uint32_t x = 0, z = 0;
+      if (!rng_.Bernoulli(w)) {
+        const uint64_t k = rng_.Below(4);
+        x = k & 1;
+        z = (k >> 1) & 1;
+      }
+      const int h0 = state_.Add(), h1 = state_.Add();
+      state_.Apply(h0, GateMatrix(physical::v1::GATE_KIND_H, 0).m);
+      state_.Cnot(h0, h1);
+      if (x) state_.Apply(h1, GateMatrix(physical::v1::GATE_KIND_X, 0).m);
+      if (z) state_.Apply(h1, GateMatrix(physical::v1::GATE_KIND_Z, 0).m);
+      const uint64_t pair_id = c->next_pair++;
+      ++pairs_generated_;
+      const int handles[2] = {h0, h1};
+      for (int s = 0; s < 2; ++s) {
+        physical::v1::Basis basis = physical::v1::BASIS_Z;
+        switch (c->qos.basis()) {
+          case link::v1::BASIS_CHOICE_Z:
+            break;
+          case link::v1::BASIS_CHOICE_X:
+            basis = physical::v1::BASIS_X;
+            break;
+          case link::v1::BASIS_CHOICE_Y:
+            basis = physical::v1::BASIS_Y;
+            break;
+          case link::v1::BASIS_CHOICE_XYZ: {
+            const physical::v1::Basis b3[3] = {physical::v1::BASIS_X, physical::v1::BASIS_Y,
+                                               physical::v1::BASIS_Z};
+            basis = b3[rng_.Below(3)];
+            break;
+          }
+          default: {  // XZ, UNSPECIFIED (TRN-M2a)
+            const double pz = c->qos.has_z_probability() ? c->qos.z_probability() : 0.5;
+            basis = rng_.Bernoulli(pz) ? physical::v1::BASIS_Z : physical::v1::BASIS_X;
+            break;
+          }
+        }
+        const uint32_t result = Measure(handles[s], basis, 0.0);
+        app::v1::AppEvent e;
+        auto* p = e.mutable_pair();
+        p->set_connection(c->end[s].id);
+        p->set_pair_id(pair_id);
+        p->set_time_ns(pair_id * pair_interval_ns_);
+        p->set_kept(false);
+        p->set_estimated_fidelity(fidelity_);
+        p->set_basis(basis);
+        p->set_result(result);
+        Post(c->end[s].node, 0, std::move(e));
+      }
+      if (expire_every_ > 0 && pair_id % expire_every_ == 0) {
+        for (int s = 0; s < 2; ++s) {
+          app::v1::AppEvent e;
+          e.mutable_pair_expired()->set_connection(c->end[s].id);
+          e.mutable_pair_expired()->set_pair_id(pair_id);
+          Post(c->end[s].node, 0, std::move(e));
+        }
+      }
+    }
+  }
+  return any;
 }
 
 }  // namespace qnet::apps::testing

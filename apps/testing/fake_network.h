@@ -13,6 +13,15 @@
 // queued and delivered by Run() (never inside Send, APP-C2), in one FIFO for
 // both nodes. `expire_every` > 0 makes every k-th pair expire at both ends
 // right after delivery (PairExpired), to exercise the apps' expiry paths.
+//
+// Measure pairs (Qos type PAIR_TYPE_MEASURE, TRN-M1..M3): each end's qubit is
+// measured at once in its own basis (fixed Z/X/Y, or XZ with the QoS's
+// z_probability, default 1/2, drawn per end and pair) and the Pair event
+// carries kept=false, basis and the raw outcome (PHI_PLUS frame: equal bases
+// give equal bits but for the Werner noise). No window applies: Run()
+// generates `measure_batch` more pairs whenever its queue runs empty, until
+// Qos.pairs pairs (then Closed DONE at both ends) or the connection closes.
+// Pair time stamps are pair_id * pair_interval_ns.
 #ifndef QNET_APPS_TESTING_FAKE_NETWORK_H_
 #define QNET_APPS_TESTING_FAKE_NETWORK_H_
 
@@ -60,6 +69,8 @@ class FakeNetwork {
   size_t Run(size_t limit = 10'000'000);
 
   void set_expire_every(uint64_t k) { expire_every_ = k; }
+  void set_measure_batch(uint32_t n) { measure_batch_ = n; }
+  void set_pair_interval_ns(uint64_t ns) { pair_interval_ns_ = ns; }
   uint64_t pairs_generated() const { return pairs_generated_; }
   size_t live_qubits() const { return state_.size(); }
   uint64_t errors() const { return errors_; }
@@ -84,6 +95,8 @@ class FakeNetwork {
   // An event caused by the request being handled: queued after its Reply.
   void Cause(const std::string& node, uint64_t request_id, app::v1::AppEvent event);
   void Generate();
+  // One batch of measure pairs per open measure connection; false if none.
+  bool GenerateMeasured();
   void Close(uint64_t connection, app::v1::CloseReason local_reason);
   uint32_t Measure(int handle, physical::v1::Basis basis, double angle);
   Qubit* Find(const std::string& node, const app::v1::QubitRef& q);
@@ -101,6 +114,8 @@ class FakeNetwork {
   uint64_t next_id_ = 1;
   uint64_t pairs_generated_ = 0;
   uint64_t expire_every_ = 0;
+  uint32_t measure_batch_ = 256;
+  uint64_t pair_interval_ns_ = 1'000'000;
   uint64_t errors_ = 0;
   std::string last_error_;
 };
