@@ -12,3 +12,12 @@ target_link_libraries(qnet_qkd_session PUBLIC qnet_app_client qnet_stack qnet_pr
 qnet_test(qkd_session_test LABEL unit
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/qkd_session_test.cc
   LIBS qnet_qkd_session qnet_app_fake_network)
+
+add_executable(qnet-qkd ${CMAKE_CURRENT_SOURCE_DIR}/main.cc)
+target_compile_options(qnet-qkd PRIVATE ${QNET_WARNINGS})
+target_link_libraries(qnet-qkd PRIVATE qnet_qkd_session qnet_socket_app_client absl::flags
+  absl::flags_parse absl::flags_usage)
+if(TARGET qnet_kme)
+  target_link_libraries(qnet-qkd PRIVATE qnet_kme qnet_http)
+  target_compile_definitions(qnet-qkd PRIVATE QNET_QKD_WITH_KME)
+endif()
