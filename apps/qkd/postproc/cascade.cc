@@ -149,9 +149,6 @@ struct CascadeBob::State {
     std::vector<uint8_t> searching;
   };
   std::vector<Pass> passes;  // started passes, in order
-  // Block parity queries of the current pass not yet sent.
-  std::vector<uint32_t> pending_blocks;
-  size_t next_pending = 0;
   // A binary search in block `block` of pass `pass`: the path of nested
   // ranges from the block down to the current one, each with Alice's parity.
   // Bob's parity of the current range differs from Alice's (or did when last
@@ -166,9 +163,17 @@ struct CascadeBob::State {
     std::vector<Range> path;
   };
   std::vector<Search> searches;
-  // The outstanding request: for query j, a search index (>= 0) or
-  // -1 - block for a block parity query of the newest pass.
+  // The logical round in progress (QKD-C8): every query the schedule asks at
+  // once, whatever the cap. For query j: a search index (>= 0) or -1 - block
+  // for a block parity query of the newest pass; its (pass, begin, end); and
+  // Alice's answer once received. It goes out in ParityRequests of at most
+  // max_queries_per_round queries (`sent` so far); Bob acts on the answers
+  // only when all of them are in, so the parities disclosed do not depend on
+  // the cap, only the number of messages does.
   std::vector<int64_t> outstanding;
+  std::vector<uint32_t> plan_pass, plan_begin, plan_end;
+  std::vector<uint8_t> answers;
+  size_t sent = 0;  // queries of the logical round sent (answered or in `request`)
   std::optional<v1::ParityRequest> request;
   std::vector<std::pair<uint32_t, uint32_t>> candidates;  // (pass, block)
 
@@ -190,55 +195,69 @@ CascadeBob::~CascadeBob() = default;
 bool CascadeBob::done() const {
   const State& s = *state_;
   if (s.n == 0 || s.params.passes == 0) return true;
-  return s.passes.size() == s.params.passes && s.next_pending == s.pending_blocks.size() &&
-         s.searches.empty() && !s.request.has_value();
+  return s.passes.size() == s.params.passes && s.outstanding.empty() && s.searches.empty() &&
+         !s.request.has_value();
 }
 
 std::optional<v1::ParityRequest> CascadeBob::NextRequest() {
   State& s = *state_;
   if (s.request.has_value()) return s.request;  // not yet answered: same again
   if (s.n == 0) return std::nullopt;
-  // Start the next pass once the previous one is settled (QKD-C6).
-  if (s.searches.empty() && s.next_pending == s.pending_blocks.size() &&
-      s.passes.size() < s.params.passes) {
-    const auto pass = static_cast<uint32_t>(s.passes.size());
-    State::Pass p;
-    p.k = BlockSize(s.k1, pass, s.n);
-    p.perm = CascadePermutation(s.seed, pass, s.n);
-    p.inverse.resize(s.n);
-    for (uint32_t pos = 0; pos < s.n; ++pos) p.inverse[p.perm[pos]] = pos;
-    p.permuted = pass == 0 ? key_ : Permuted(key_, p.perm);
-    const uint32_t blocks = (s.n + p.k - 1) / p.k;
-    p.alice_parity.assign(blocks, 0);
-    p.known.assign(blocks, 0);
-    p.searching.assign(blocks, 0);
-    s.passes.push_back(std::move(p));
-    s.pending_blocks.resize(blocks);
-    for (uint32_t b = 0; b < blocks; ++b) s.pending_blocks[b] = b;
-    s.next_pending = 0;
+  if (s.outstanding.empty()) {
+    // A new logical round. Start the next pass once the previous one is
+    // settled (QKD-C6): its first round asks every block parity.
+    bool new_pass = false;
+    if (s.searches.empty()) {
+      if (s.passes.size() == s.params.passes) return std::nullopt;
+      const auto pass = static_cast<uint32_t>(s.passes.size());
+      State::Pass p;
+      p.k = BlockSize(s.k1, pass, s.n);
+      p.perm = CascadePermutation(s.seed, pass, s.n);
+      p.inverse.resize(s.n);
+      for (uint32_t pos = 0; pos < s.n; ++pos) p.inverse[p.perm[pos]] = pos;
+      p.permuted = pass == 0 ? key_ : Permuted(key_, p.perm);
+      const uint32_t blocks = (s.n + p.k - 1) / p.k;
+      p.alice_parity.assign(blocks, 0);
+      p.known.assign(blocks, 0);
+      p.searching.assign(blocks, 0);
+      s.passes.push_back(std::move(p));
+      new_pass = true;
+    }
+    s.plan_pass.clear();
+    s.plan_begin.clear();
+    s.plan_end.clear();
+    // The next half of every running search (QKD-C8) ...
+    for (size_t i = 0; i < s.searches.size(); ++i) {
+      const State::Search& q = s.searches[i];
+      const State::Range& r = q.path.back();
+      s.plan_pass.push_back(q.pass);
+      s.plan_begin.push_back(r.begin);
+      s.plan_end.push_back(r.begin + (r.end - r.begin) / 2);
+      s.outstanding.push_back(static_cast<int64_t>(i));
+    }
+    // ... or every block parity of a new pass.
+    if (new_pass) {
+      const State::Pass& newest = s.passes.back();
+      const auto newest_index = static_cast<uint32_t>(s.passes.size() - 1);
+      const auto blocks = static_cast<uint32_t>(newest.known.size());
+      for (uint32_t b = 0; b < blocks; ++b) {
+        s.plan_pass.push_back(newest_index);
+        s.plan_begin.push_back(b * newest.k);
+        s.plan_end.push_back(s.BlockEnd(newest, b));
+        s.outstanding.push_back(-1 - static_cast<int64_t>(b));
+      }
+    }
+    s.answers.assign(s.outstanding.size(), 0);
+    s.sent = 0;
   }
-  if (s.searches.empty() && s.next_pending == s.pending_blocks.size()) return std::nullopt;
-
   v1::ParityRequest req;
   req.set_round(rounds_);
-  s.outstanding.clear();
-  const uint32_t max = std::max<uint32_t>(1, s.params.max_queries_per_round);
-  for (size_t i = 0; i < s.searches.size() && s.outstanding.size() < max; ++i) {
-    const State::Search& q = s.searches[i];
-    const State::Range& r = q.path.back();
-    req.add_pass(q.pass);
-    req.add_begin(r.begin);
-    req.add_end(r.begin + (r.end - r.begin) / 2);
-    s.outstanding.push_back(static_cast<int64_t>(i));
-  }
-  const State::Pass& newest = s.passes.back();
-  const auto newest_index = static_cast<uint32_t>(s.passes.size() - 1);
-  while (s.next_pending < s.pending_blocks.size() && s.outstanding.size() < max) {
-    const uint32_t b = s.pending_blocks[s.next_pending++];
-    req.add_pass(newest_index);
-    req.add_begin(b * newest.k);
-    req.add_end(s.BlockEnd(newest, b));
-    s.outstanding.push_back(-1 - static_cast<int64_t>(b));
+  const size_t max = std::max<uint32_t>(1, s.params.max_queries_per_round);
+  const size_t end = std::min(s.outstanding.size(), s.sent + max);
+  for (size_t j = s.sent; j < end; ++j) {
+    req.add_pass(s.plan_pass[j]);
+    req.add_begin(s.plan_begin[j]);
+    req.add_end(s.plan_end[j]);
   }
   ++rounds_;
   s.request = req;
@@ -254,16 +273,21 @@ absl::Status CascadeBob::OnReply(const v1::ParityReply& reply) {
     return absl::InvalidArgumentError(absl::StrCat("cascade: reply for round ", reply.round(),
                                                    ", expected ", s.request->round()));
   }
-  const size_t count = s.outstanding.size();
-  if (reply.parities().size() != (count + 7) / 8) {
+  const auto chunk = static_cast<size_t>(s.request->pass_size());
+  if (reply.parities().size() != (chunk + 7) / 8) {
     return absl::InvalidArgumentError(absl::StrCat("cascade: reply carries ",
                                                    reply.parities().size(), " parity bytes for ",
-                                                   count, " queries"));
+                                                   chunk, " queries"));
   }
-  disclosed_bits_ += count;
-  auto alice_bit = [&](size_t j) {
-    return ((static_cast<uint8_t>(reply.parities()[j / 8]) >> (j % 8)) & 1) != 0;
-  };
+  disclosed_bits_ += chunk;
+  for (size_t j = 0; j < chunk; ++j) {
+    s.answers[s.sent + j] = (static_cast<uint8_t>(reply.parities()[j / 8]) >> (j % 8)) & 1;
+  }
+  s.sent += chunk;
+  s.request.reset();
+  if (s.sent < s.outstanding.size()) return absl::OkStatus();  // more of this logical round
+  const size_t count = s.outstanding.size();
+  auto alice_bit = [&](size_t j) { return s.answers[j] != 0; };
 
   // Flipping Bob's bit `index` (original order): every started pass's copy
   // changes and the block containing it changes parity (cascade, QKD-C7).
@@ -316,7 +340,6 @@ absl::Status CascadeBob::OnReply(const v1::ParityReply& reply) {
 
   std::vector<State::Search> kept;
   kept.reserve(s.searches.size());
-  std::vector<uint8_t> answered(s.searches.size(), 0);
   for (size_t j = 0; j < count; ++j) {
     const int64_t what = s.outstanding[j];
     if (what < 0) {
@@ -327,15 +350,11 @@ absl::Status CascadeBob::OnReply(const v1::ParityReply& reply) {
       s.candidates.emplace_back(static_cast<uint32_t>(s.passes.size() - 1), block);
       continue;
     }
-    answered[static_cast<size_t>(what)] = 1;
     State::Search q = std::move(s.searches[static_cast<size_t>(what)]);
     const State::Range r = q.path.back();
     const uint32_t mid = r.begin + (r.end - r.begin) / 2;
     q.path.push_back({r.begin, mid, alice_bit(j)});
     if (settle(q)) kept.push_back(std::move(q));
-  }
-  for (size_t i = 0; i < s.searches.size(); ++i) {
-    if (!answered[i]) kept.push_back(std::move(s.searches[i]));  // beyond this round's cap
   }
   // Flips of this round may have evened out a search's range or its whole
   // block (a bit shared across passes): settle every search again. A block
@@ -363,8 +382,9 @@ absl::Status CascadeBob::OnReply(const v1::ParityReply& reply) {
     p.searching[block] = 1;
     s.searches.push_back({q, block, {{begin, end, alice}}});
   }
-  s.request.reset();
   s.outstanding.clear();
+  s.answers.clear();
+  s.sent = 0;
   return absl::OkStatus();
 }
 

@@ -158,6 +158,65 @@ TEST(CascadeTest, QKD_C8_QueryCapPerRound) {
   EXPECT_EQ(bob.rounds(), expected_round);
 }
 
+// QKD-C8: the cap splits a logical round into messages and changes nothing
+// else: the same data corrected with caps 50, 4096 and unlimited discloses
+// exactly the same parities and flips the same bits; only the message count
+// grows. 10^5 bits at QBER 10 % (k1 = 8: 12500 pass-0 blocks, more than
+// 4096). Before the fix (searches and block queries interleaved across
+// messages) the three caps disclosed different counts on such data.
+TEST(CascadeTest, QKD_C8_CapDoesNotChangeDisclosure) {
+  Rng rng(8);
+  const Keys k = Bsc(rng, 100000, 0.10);
+  const uint64_t seed = rng.Next();
+  std::vector<CascadeRun> runs;
+  for (const uint32_t cap : {50u, 4096u, 0xFFFFFFFFu}) {
+    CascadeParams params;
+    params.max_queries_per_round = cap;
+    runs.push_back(RunCascade(k.alice, k.bob, 0.10, params, seed));
+    EXPECT_EQ(runs.back().corrected, k.alice) << "cap " << cap;
+    EXPECT_EQ(runs.back().bits_flipped, k.errors) << "cap " << cap;
+  }
+  EXPECT_EQ(runs[0].disclosed_bits, runs[2].disclosed_bits);
+  EXPECT_EQ(runs[1].disclosed_bits, runs[2].disclosed_bits);
+  // Pass 0 alone asks 12500 block parities: 250 messages of 50, 4 of 4096.
+  EXPECT_GT(runs[0].rounds, runs[1].rounds + 245);
+  EXPECT_GT(runs[1].rounds, runs[2].rounds);
+}
+
+// QKD-C6, QKD-C8: with a cap below the block count, the first messages carry
+// the block parities of pass 0 in order, 50 at a time, and no search query
+// goes out before the last of them.
+TEST(CascadeTest, QKD_C6_AllBlockParitiesBeforeSearchesUnderCap) {
+  Rng rng(9);
+  const Keys k = Bsc(rng, 10000, 0.02);  // k1 = 37: 271 blocks
+  CascadeParams params;
+  params.max_queries_per_round = 50;
+  CascadeAlice alice(k.alice, params, 12);
+  CascadeBob bob(k.bob, 0.02, params, 12);
+  uint32_t block = 0;
+  for (int m = 0; m < 6; ++m) {
+    auto req = bob.NextRequest();
+    ASSERT_TRUE(req.has_value());
+    ASSERT_EQ(req->pass_size(), m < 5 ? 50 : 21);
+    for (int j = 0; j < req->pass_size(); ++j, ++block) {
+      EXPECT_EQ(req->pass(j), 0u);
+      EXPECT_EQ(req->begin(j), block * 37);
+      EXPECT_EQ(req->end(j), std::min<uint32_t>((block + 1) * 37, 10000));
+    }
+    auto reply = alice.Answer(*req);
+    ASSERT_TRUE(reply.ok());
+    ASSERT_TRUE(bob.OnReply(*reply).ok());
+  }
+  EXPECT_EQ(block, 271u);
+  auto req = bob.NextRequest();  // the first halves of the odd blocks' searches
+  ASSERT_TRUE(req.has_value());
+  for (int j = 0; j < req->pass_size(); ++j) {
+    EXPECT_EQ(req->pass(j), 0u);
+    EXPECT_EQ(req->begin(j) % 37, 0u);
+    EXPECT_EQ(req->end(j) - req->begin(j), 18u);
+  }
+}
+
 TEST(CascadeTest, EmptyKeyIsDone) {
   CascadeBob bob(BitVector(), 0.02, {}, 1);
   EXPECT_TRUE(bob.done());
