@@ -131,6 +131,19 @@ int main(int argc, char** argv) {
   // is about 2 block_bits bits (QKD-W3).
   if (o.block_bits < 64 || o.block_bits > 200000) fail("--block_bits must be in [64, 200000]");
   if (!(o.z_probability > 0 && o.z_probability < 1)) fail("--z_probability must be in (0, 1)");
+  if (o.z_probability > 0 && o.z_probability < 1) {
+    // QKD-W3: the Estimate carries the sample mask, the sample bits and the X
+    // test bits ((1-z)^2/z^2 per key bit, 20 % margin); the Amplify seed
+    // under 2 block_bits bits.
+    const double x_per_z =
+        (1 - o.z_probability) * (1 - o.z_probability) / (o.z_probability * o.z_probability);
+    const double estimate_bytes = o.block_bits / 8.0 * (2.0 + 1.2 * x_per_z);
+    if (estimate_bytes > 60000) {
+      fail(absl::StrCat("--block_bits ", o.block_bits, " with --z_probability ", o.z_probability,
+                        " makes messages above 64 KiB (about ", static_cast<int>(estimate_bytes),
+                        " bytes)"));
+    }
+  }
   if (!(o.sample_fraction > 0 && o.sample_fraction < 1)) {
     fail("--sample_fraction must be in (0, 1)");
   }

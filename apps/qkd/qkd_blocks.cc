@@ -343,12 +343,9 @@ void QkdSession::Impl::FinishBlock(uint64_t amplify_seq, uint64_t ack_seq) {
   refill_seq_ba_ = ack_seq;
   const BitVector& key = block_.final_key;
   const uint64_t len = key.size();
-  // A key shorter than both wants is shared word by word, a->b first.
-  uint64_t ab = 0, ba = 0, words = len / 64;
-  while (words > 0 && (ab < want_ab || ba < want_ba)) {
-    if (ab < want_ab) ab += 64, --words;
-    if (words > 0 && ba < want_ba) ba += 64, --words;
-  }
+  // QKD-U12: a key shorter than both amounts fills a->b first.
+  const uint64_t ab = std::min(want_ab, len / 64 * 64);
+  const uint64_t ba = std::min(want_ba, (len - ab) / 64 * 64);
   if (ab > 0) auth_->Refill(Direction::kAliceToBob, key.Slice(0, ab));
   if (ba > 0) auth_->Refill(Direction::kBobToAlice, key.Slice(ab, ab + ba));
   // QKD-K1: the rest, truncated to a multiple of 16 bits, to the store.

@@ -175,6 +175,10 @@ bool QkdSession::Impl::SendMessage(const v1::QkdMessage& message) {
     Abort("authentication key exhausted", /*tell_peer=*/false);  // QKD-S7
     return false;
   }
+  if (frame->ByteSizeLong() > kMaxFrameBytes) {  // QKD-W3
+    Abort(absl::StrCat("message too large: ", frame->ByteSizeLong(), " bytes"));
+    return false;
+  }
   last_sent_seq_ = frame->seq();
   client_->Send(apps::SendRequest(connection_, frame->SerializeAsString()));
   return true;

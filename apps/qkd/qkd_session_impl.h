@@ -24,6 +24,9 @@ inline constexpr uint32_t kCascadeDoneRound = 0xFFFFFFFF;
 // Alice announces a Sift once this many ids are ready (or the last ids):
 // one frame, 128 pad bits both ways, per range (QKD-S12).
 inline constexpr uint32_t kSiftChunk = kMaxSiftRange;
+// Largest frame an end sends (QKD-W3): the transport's 64 KiB per Send,
+// less room for its own framing.
+inline constexpr size_t kMaxFrameBytes = 65536 - 64;
 // Bits of the verification hash (QKD-V*), disclosed.
 inline constexpr uint64_t kVerifyLeakBits = 64;
 
