@@ -4,9 +4,11 @@
 #include <fstream>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "apps/chsh/chsh_app.h"
+#include "apps/qkd/qkd_session.h"
 #include "apps/teleport/teleport_app.h"
 #include "emulator/node/connection_workload.h"
 
@@ -63,6 +65,90 @@ class Side : public SimAppSide {
   AppT app_;
 };
 
+// One end of a QKD session, with its key store for the key file.
+class QkdSide : public SimAppSide {
+ public:
+  QkdSide(apps::AppClient* client, Rng* rng, qkd::QkdOptions options)
+      : session_(client, rng, std::move(options)) {}
+  void Start() override { session_.Start(); }
+  bool done() const override { return session_.done(); }
+  absl::Status status() const override { return session_.status(); }
+  std::string ResultJson() const override { return session_.ResultJson(); }
+  std::string KeyBytes() const override { return session_.key_store().StreamBytes(); }
+
+ private:
+  mutable qkd::QkdSession session_;  // key_store() is not const
+};
+
+// The session parameters of a <app kind="qkd"> (hyphenated, as in the
+// topology; the launcher passes them as --block_bits=... to qnet-qkd).
+absl::Status QkdParams(const Topology& topology, const AppSpec& spec, qkd::QkdOptions* o) {
+  for (const auto& [key, value] : spec.params) {
+    auto bad = [&](const char* what) {
+      return absl::InvalidArgumentError(absl::StrCat(topology.source, ":", spec.line, ": app '",
+                                                     spec.name, "': ", key, "=\"", value,
+                                                     "\": ", what));
+    };
+    auto u32 = [&](uint32_t* out, uint32_t min) -> absl::Status {
+      uint32_t v = 0;
+      if (!absl::SimpleAtoi(value, &v) || v < min)
+        return bad(min > 0 ? "not a positive integer" : "not an integer");
+      *out = v;
+      return absl::OkStatus();
+    };
+    auto real = [&](double* out, double lo, double hi, bool open_lo) -> absl::Status {
+      double v = 0;
+      if (!absl::SimpleAtod(value, &v) || !(v <= hi) || (open_lo ? !(v > lo) : !(v >= lo)))
+        return bad(
+            absl::StrCat("not a number in ", open_lo ? "(" : "[", lo, ", ", hi, "]").c_str());
+      *out = v;
+      return absl::OkStatus();
+    };
+    absl::Status s;
+    if (key == "block-bits") {
+      s = u32(&o->block_bits, 1);
+    } else if (key == "z-probability") {
+      s = real(&o->z_probability, 0, 1, true);
+    } else if (key == "sample-fraction") {
+      s = real(&o->sample_fraction, 0, 1, true);
+    } else if (key == "qber-threshold") {
+      s = real(&o->qber_threshold, 0, 0.5, false);
+    } else if (key == "eps-sec") {
+      s = real(&o->eps_sec, 0, 1, true);
+    } else if (key == "eps-cor") {
+      s = real(&o->eps_cor, 0, 1, true);
+    } else if (key == "cascade-passes") {
+      s = u32(&o->cascade_passes, 1);
+    } else if (key == "key-size") {
+      s = u32(&o->key_size_bits, 8);
+    } else if (key == "auth-refill-bits") {
+      s = u32(&o->auth_refill_bits, 0);
+    } else if (absl::StartsWith(key, "kme-")) {
+      continue;  // key delivery: real processes only
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          topology.source, ":", spec.line, ": app '", spec.name, "': unknown parameter '", key,
+          "' for kind qkd (block-bits, z-probability, sample-fraction, qber-threshold, eps-sec, "
+          "eps-cor, cascade-passes, key-size, auth-refill-bits, kme-*)"));
+    }
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+// The pre-shared secret of a QKD session: deterministic from the run's seed
+// (the launcher draws a random one for real processes).
+std::string QkdPsk(const Rng& root, const std::string& name) {
+  Rng rng = root.Fork(absl::StrCat("qkd-psk/", name));
+  std::string psk(kQkdPskBytes, '\0');
+  for (size_t i = 0; i < psk.size(); i += 8) {
+    uint64_t word = rng.Next();
+    for (size_t j = 0; j < 8 && i + j < psk.size(); ++j, word >>= 8)
+      psk[i + j] = static_cast<char>(word & 0xff);
+  }
+  return psk;
+}
+
 uint32_t ParamU32(const AppSpec& spec, const std::string& key, uint32_t fallback) {
   for (const auto& [k, v] : spec.params) {
     uint32_t value = 0;
@@ -108,14 +194,14 @@ absl::Status InProcessApps::Init() {
       app.initiator_role = "sender";
       app.responder_role = "receiver";
       app.initiator_reports = false;
-    } else if (spec.kind == "chsh") {
+    } else if (spec.kind == "chsh" || spec.kind == "qkd") {
       app.initiator_role = "a";
       app.responder_role = "b";
       app.initiator_reports = true;
     } else {
       return absl::InvalidArgumentError(
           absl::StrCat(topology_.source, ":", spec.line, ": app '", spec.name, "': kind '",
-                       spec.kind, "' cannot run in the sim backend (teleport or chsh)"));
+                       spec.kind, "' cannot run in the sim backend (teleport, chsh or qkd)"));
     }
     app.initiator_rng =
         std::make_unique<Rng>(root_.Fork(absl::StrCat("app/", spec.name, "/", app.initiator_role)));
@@ -138,6 +224,28 @@ absl::Status InProcessApps::Init() {
       o.peer_port = own_port;
       app.responder = std::make_unique<Side<apps::TeleportApp>>(app.responder_client.get(),
                                                                 app.responder_rng.get(), o);
+    } else if (spec.kind == "qkd") {
+      qkd::QkdOptions o;
+      if (absl::Status s = QkdParams(topology_, spec, &o); !s.ok()) return s;
+      app.qkd = true;
+      o.session = spec.name;
+      o.pairs = spec.pairs;
+      o.min_fidelity = spec.min_fidelity;
+      o.psk = QkdPsk(root_, spec.name);
+      o.role = qkd::QkdOptions::Role::kAlice;
+      o.node = spec.node;
+      o.peer = spec.peer;
+      o.port = own_port;
+      o.peer_port = port;
+      app.initiator =
+          std::make_unique<QkdSide>(app.initiator_client.get(), app.initiator_rng.get(), o);
+      o.role = qkd::QkdOptions::Role::kBob;
+      o.node = spec.peer;
+      o.peer = spec.node;
+      o.port = port;
+      o.peer_port = own_port;
+      app.responder =
+          std::make_unique<QkdSide>(app.responder_client.get(), app.responder_rng.get(), o);
     } else {
       apps::ChshOptions o;
       o.pairs = spec.pairs;
@@ -222,6 +330,20 @@ absl::Status InProcessApps::WriteResults(const std::string& out_dir) const {
     if (absl::Status s = write(absl::StrCat(dir, "/", name, ".", other_role, ".json"), other);
         !s.ok())
       return s;
+    if (!app.qkd) continue;
+    // The key files (empty without key): OUT/qkd/NAME.a.key, NAME.b.key.
+    const std::string qkd_dir = out_dir + "/qkd";
+    std::filesystem::create_directories(qkd_dir, ec);
+    if (ec) return absl::InternalError(absl::StrCat("cannot create ", qkd_dir, ": ", ec.message()));
+    for (const auto& [side, role] : {std::pair{app.initiator.get(), app.initiator_role},
+                                     std::pair{app.responder.get(), app.responder_role}}) {
+      const std::string path = absl::StrCat(qkd_dir, "/", name, ".", role, ".key");
+      std::ofstream out(path, std::ios::binary | std::ios::trunc);
+      const std::string bytes = side->KeyBytes();
+      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+      out.close();
+      if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
+    }
   }
   return absl::OkStatus();
 }

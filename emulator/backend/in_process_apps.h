@@ -1,6 +1,7 @@
 // The sim backend's applications: every <app> of the topology runs its two
-// app objects (apps/teleport TeleportApp, apps/chsh ChshApp: the same classes
-// the qnet-teleport / qnet-chsh programs run) inside the simulation, each
+// app objects (apps/teleport TeleportApp, apps/chsh ChshApp, apps/qkd
+// QkdSession: the same classes the qnet-teleport / qnet-chsh / qnet-qkd
+// programs run) inside the simulation, each
 // behind an InProcessAppClient that feeds an AppSession (the core of qnode's
 // app server) over its node's TransportService.
 //
@@ -15,6 +16,14 @@
 //    OUT/apps/<name>.<role>.json, as the app programs write them. An app that
 //    has not finished is written with "ok": false and the reason.
 //  - Randomness: Rng forked from the run's root as "app/<name>/<role>".
+//  - qkd (roles a = node, b = peer; a reports): the session parameters from
+//    the element's hyphenated params (block-bits, z-probability,
+//    sample-fraction, qber-threshold, eps-sec, eps-cor, cascade-passes,
+//    key-size, auth-refill-bits; kme-* ignored: no key delivery in the sim;
+//    any other is an error naming the element); session name = app name; the
+//    pre-shared secret (kQkdPskBytes) from the root's Fork("qkd-psk/<name>").
+//    Besides the result files, each end's key stream bytes go to
+//    OUT/qkd/<name>.<role>.key (empty without key; specs/topology.md RES-37).
 #ifndef QNET_EMULATOR_BACKEND_IN_PROCESS_APPS_H_
 #define QNET_EMULATOR_BACKEND_IN_PROCESS_APPS_H_
 
@@ -38,6 +47,9 @@
 namespace qnet::backend {
 
 inline constexpr uint32_t kAppInitiatorPortBase = 41000;
+// A QKD session's pre-shared secret: hash key (8 bytes) and two pads of
+// 32768 bits (specs/qkd.md QKD-U*).
+inline constexpr size_t kQkdPskBytes = 2 * 32768 / 8 + 8;
 
 // An AppClient whose node is in the same process: requests go to an
 // AppSession at once; every event (replies included) reaches the handler on a
@@ -71,6 +83,8 @@ class SimAppSide {
   virtual bool done() const = 0;
   virtual absl::Status status() const = 0;
   virtual std::string ResultJson() const = 0;
+  // A QKD end's key stream bytes (the key file); "" for other apps.
+  virtual std::string KeyBytes() const { return ""; }
 };
 
 class InProcessApps {
@@ -98,6 +112,7 @@ class InProcessApps {
     const AppSpec* spec = nullptr;
     std::string initiator_role, responder_role;
     bool initiator_reports = true;
+    bool qkd = false;  // also writes OUT/qkd/NAME.a.key and NAME.b.key
     std::unique_ptr<InProcessAppClient> initiator_client, responder_client;
     std::unique_ptr<Rng> initiator_rng, responder_rng;
     std::unique_ptr<SimAppSide> initiator, responder;

@@ -120,9 +120,10 @@ void SummarizeQkd(const Topology& topology, const std::string& out_dir, v1::Summ
       if (!out->aborted()) out->set_abort_reason(f->Text("abort_reason"));
       out->set_aborted(true);
     }
-    // RES-38: an end that is not ok says why (its own error text).
+    // RES-38: an end that is not ok says why (its own error text); an abort
+    // is said by abort_reason already.
     for (const ResultFile* f : {&alice, &bob}) {
-      if (!f->readable) continue;
+      if (!f->readable || f->Bool("aborted").value_or(false)) continue;
       const std::string error = f->Text("error");
       if (!error.empty()) {
         errors.push_back(absl::StrCat(f->name, ": ", error));

@@ -64,7 +64,8 @@ std::string Result(const std::string& role, bool ok, bool aborted, const std::st
                       R"(, "qber_x": 0.031, "sifted_bits": 20000, "secret_bits": )", secret_bits,
                       R"(, "key_rate_bps": 1234.5, "ec_efficiency": 1.17, "blocks": 2,
                           "disclosed_bits": 2900, "auth_bits_consumed": 1472,
-                          "stored_key_bits": 8000, "error": ""})");
+                          "stored_key_bits": 8000, "error": ")",
+                      aborted ? reason : "", R"("})");
 }
 
 // RES-34..RES-38 on one file set per case: a good session (Alice's figures,
