@@ -7,6 +7,7 @@
 #include <regex>
 #include <string>
 
+#include "apps/qkd/auth/authenticator.h"
 #include "apps/qkd/postproc/privacy.h"
 #include "apps/qkd/sifting.h"
 #include "apps/testing/fake_network.h"
@@ -64,6 +65,38 @@ class TamperingClient : public apps::AppClient {
  private:
   apps::AppClient* inner_;
   int nth_;
+  int data_seen_ = 0;
+};
+
+// Replaces the `nth` Data event it delivers by a frame that authenticates
+// (same PSK, Alice's direction, the original's seq) but carries `message`.
+class ForgingClient : public apps::AppClient {
+ public:
+  ForgingClient(apps::AppClient* inner, int nth, std::string psk, std::string message)
+      : inner_(inner), nth_(nth), psk_(std::move(psk)), message_(std::move(message)) {}
+  void SetHandlers(Handlers handlers) override {
+    auto on_event = handlers.on_event;
+    handlers.on_event = [this, on_event](const app::v1::AppEvent& event) {
+      if (!event.has_data() || ++data_seen_ != nth_) return on_event(event);
+      v1::AuthenticatedFrame original;
+      EXPECT_TRUE(original.ParseFromString(event.data().data()));
+      auto alice = Authenticator::Create(psk_, /*self_is_alice=*/true);
+      EXPECT_TRUE(alice.ok());
+      for (uint64_t i = 1; i < original.seq(); ++i) (void)alice->Seal("");
+      auto forged = alice->Seal(message_);
+      EXPECT_TRUE(forged.ok());
+      app::v1::AppEvent copy = event;
+      copy.mutable_data()->set_data(forged->SerializeAsString());
+      on_event(copy);
+    };
+    inner_->SetHandlers(std::move(handlers));
+  }
+  uint64_t Send(app::v1::AppRequest request) override { return inner_->Send(std::move(request)); }
+
+ private:
+  apps::AppClient* inner_;
+  int nth_;
+  std::string psk_, message_;
   int data_seen_ = 0;
 };
 
@@ -315,6 +348,27 @@ TEST(QkdSessionTest, QKD_S7_SmallPskIsExhausted) {
   EXPECT_EQ(s.a->status().message(), "connection closed (CLOSE_REASON_PEER) during block 1");
   EXPECT_EQ(s.a->key_store().total_bits(), 0u);
   EXPECT_EQ(s.b->key_store().total_bits(), 0u);
+}
+
+TEST(QkdSessionTest, QKD_S9_UnknownMessageTypeAborts) {
+  QkdOptions alice = Options(Role::kAlice), bob = Options(Role::kBob);
+  FakeNetwork net(0.97, 41);
+  Rng rng_a(1), rng_b(2);
+  // Alice's second frame (her first Sift) becomes an authenticated QkdMessage
+  // with field 99 only: no known body.
+  const std::string unknown_body("\x9a\x06\x00", 3);  // field 99, length 0
+  ForgingClient forging(net.Client("b"), 2, bob.psk, unknown_body);
+  QkdSession b(&forging, &rng_b, bob);
+  QkdSession a(net.Client("a"), &rng_a, alice);
+  b.Start();
+  net.Run();
+  a.Start();
+  net.Run();
+  ASSERT_TRUE(a.done() && b.done());
+  EXPECT_EQ(b.result().abort_reason, "protocol error: unknown message type");
+  EXPECT_EQ(b.result().bad_frames, 1u);
+  EXPECT_EQ(a.result().abort_reason, "peer aborted: protocol error: unknown message type");
+  EXPECT_EQ(b.key_store().total_bits(), 0u);
 }
 
 // QKD-U10: without the refill this PSK (100 tags per direction) would run
