@@ -112,11 +112,9 @@ bool FakeNetwork::RunUntil(const std::function<bool()>& done, Ms timeout) {
         Handle(e, request);
       }
     }
-    while (!pending_.empty()) {
-      auto [to, data] = std::move(pending_.front());
-      pending_.pop_front();
+    if (!pending_.empty()) {
       any = true;
-      if (!closed_) DeliverFromScripted(to, scripted_[to]->OnData(data));
+      FlushPending();
     }
     for (int e = 0; e < 2; ++e) {
       if (scripted_[e] != nullptr && connected_ && !closed_ && scripted_[e]->WantsClose()) {
@@ -303,10 +301,21 @@ void FakeNetwork::DeliverFromScripted(int from, std::vector<std::string> payload
   }
 }
 
+void FakeNetwork::FlushPending() {
+  // Data sent before a Close still arrives (before the Closed), as on the
+  // transport's reliable stream.
+  while (!pending_.empty()) {
+    auto [to, data] = std::move(pending_.front());
+    pending_.pop_front();
+    DeliverFromScripted(to, scripted_[to]->OnData(data));
+  }
+}
+
 void FakeNetwork::Closed(int end, app::v1::CloseReason reason) {
   if (end_closed_[end]) return;
   end_closed_[end] = true;
   if (scripted_[end] != nullptr) {
+    FlushPending();
     scripted_[end]->OnClosed();
     return;
   }

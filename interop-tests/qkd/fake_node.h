@@ -119,6 +119,7 @@ class FakeNetwork {
   void Deliver(int to, const std::string& data);
   void DeliverFromScripted(int from, std::vector<std::string> payloads);
   void Closed(int end, app::v1::CloseReason reason);
+  void FlushPending();
 
   FakeNetworkOptions options_;
   int listen_fd_[2] = {-1, -1};
