@@ -272,6 +272,33 @@ TEST(QkdSessionTest, QKD_E4_E5_R1_WholeSessionKeysEqualQberAndSecureLength) {
   EXPECT_EQ(json.find("\"key_sha256\": \"\""), std::string::npos) << json;
 }
 
+// With 10^5-bit blocks the pads cost little of the key (QKD-S26): most of
+// the secret bits reach the key store.
+TEST(QkdSessionTest, QKD_R2_LargeBlocksStoreMostOfTheSecretKey) {
+  QkdOptions alice = Options(Role::kAlice), bob = Options(Role::kBob);
+  alice.pairs = 420000;
+  alice.block_bits = bob.block_bits = 100000;
+  Session s(0.97, 43, alice, bob);
+  ExpectKeysMatch(s);
+  const QkdResult& r = s.a->result();
+  EXPECT_EQ(r.blocks, 1u);
+  // QKD-S26: every pad bit the session used is paid back from the key
+  // (128 bits per round trip: ~76 Cascade rounds and ~26 sift ranges here).
+  // Only the last Sift and its SiftReply, after the block, stay unpaid.
+  EXPECT_EQ(r.auth_bits_consumed - r.auth_bits_refilled, 2u * 64);
+  EXPECT_EQ(r.stored_key_bits, (r.secret_bits - r.auth_bits_refilled) / 16 * 16);
+  EXPECT_GT(r.stored_key_bits, 0.7 * r.secret_bits);
+  const double asymptotic = 1 - r.ec_efficiency * BinaryEntropy(r.qber_z) - BinaryEntropy(r.qber_x);
+  std::printf(
+      "block 1e5, F=0.97: qber_z %.4f qber_x %.4f f %.3f rounds %u secret %llu stored %llu "
+      "auth %llu secret fraction %.4f (1 - f h - h = %.4f)\n",
+      r.qber_z, r.qber_x, r.ec_efficiency, r.cascade_rounds,
+      static_cast<unsigned long long>(r.secret_bits),
+      static_cast<unsigned long long>(r.stored_key_bits),
+      static_cast<unsigned long long>(r.auth_bits_consumed),
+      static_cast<double>(r.secret_bits) / r.sifted_bits, asymptotic);
+}
+
 TEST(QkdSessionTest, QKD_S1_BiasedBasisChoiceSiftsMoreKeyBits) {
   QkdOptions alice = Options(Role::kAlice), bob = Options(Role::kBob);
   alice.z_probability = bob.z_probability = 0.9;
