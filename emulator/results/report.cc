@@ -193,6 +193,10 @@ std::string RenderReport(const v1::Summary& s) {
       qber.push_back(Qber("Y", l.qber_errors_y(), l.measured_pairs_y()));
     if (!qber.empty())
       absl::StrAppend(&notes, l.name(), ": QBER ", absl::StrJoin(qber, ", "), "\n");
+    if (l.intercepted() > 0) {  // RES-15a
+      absl::StrAppend(&notes, l.name(), ": eavesdropper intercepted ", l.intercepted(),
+                      " pair(s)\n");
+    }
     if (l.errors_size() > 0)
       absl::StrAppend(&notes, l.name(), ": errors ", Counts(l.errors()), "\n");
     if (l.discards_size() > 0) {

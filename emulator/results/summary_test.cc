@@ -24,6 +24,7 @@ namespace qnet::results {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 namespace pv1 = ::qnet::physical::v1;
 namespace lv1 = ::qnet::link::v1;
 
@@ -412,6 +413,9 @@ TEST(SummaryTest, InterceptedRecordsAreCountedPerLink) {
   EXPECT_EQ(s->links(1).name(), "bc");
   EXPECT_EQ(s->links(1).intercepted(), 3u);
   EXPECT_EQ(s->unattributed_records(), 1u);
+  const std::string report = RenderReport(*s);  // RES-18
+  EXPECT_THAT(report, HasSubstr("bc: eavesdropper intercepted 3 pair(s)"));
+  EXPECT_THAT(report, Not(HasSubstr("ab: eavesdropper")));
 }
 
 TEST(SummaryTest, NotADirectoryIsAnError) {
