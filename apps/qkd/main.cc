@@ -127,23 +127,12 @@ int main(int argc, char** argv) {
   if (o.role == QkdOptions::Role::kAlice && (o.peer_port == 0 || o.pairs == 0)) {
     fail("role a needs --peer_port and --pairs > 0");
   }
-  // Messages stay below the transport's 64 KiB per Send: the Amplify seed
-  // is about 2 block_bits bits (QKD-W3).
-  if (o.block_bits < 64 || o.block_bits > 200000) fail("--block_bits must be in [64, 200000]");
-  if (!(o.z_probability > 0 && o.z_probability < 1)) fail("--z_probability must be in (0, 1)");
-  if (o.z_probability > 0 && o.z_probability < 1) {
-    // QKD-W3: the Estimate carries the sample mask, the sample bits and the X
-    // test bits ((1-z)^2/z^2 per key bit, 20 % margin); the Amplify seed
-    // under 2 block_bits bits.
-    const double x_per_z =
-        (1 - o.z_probability) * (1 - o.z_probability) / (o.z_probability * o.z_probability);
-    const double estimate_bytes = o.block_bits / 8.0 * (2.0 + 1.2 * x_per_z);
-    if (estimate_bytes > 60000) {
-      fail(absl::StrCat("--block_bits ", o.block_bits, " with --z_probability ", o.z_probability,
-                        " makes messages above 64 KiB (about ", static_cast<int>(estimate_bytes),
-                        " bytes)"));
-    }
+  // QKD-W9: messages of any size are fragmented (QKD-W4); the bound keeps
+  // the Toeplitz seed (n + m - 1 < 2 block_bits) within kToeplitzMaxSeedBits.
+  if (o.block_bits < 64 || o.block_bits > qnet::qkd::kMaxBlockBits) {
+    fail(absl::StrCat("--block_bits must be in [64, ", qnet::qkd::kMaxBlockBits, "]"));
   }
+  if (!(o.z_probability > 0 && o.z_probability < 1)) fail("--z_probability must be in (0, 1)");
   if (!(o.sample_fraction > 0 && o.sample_fraction < 1)) {
     fail("--sample_fraction must be in (0, 1)");
   }

@@ -45,6 +45,7 @@ void QkdSession::Impl::Start() {
                  /*tell_peer=*/false);
   }
   auth_.emplace(*std::move(auth));
+  frames_.emplace(&*auth_);
   bind_request_ = client_->Send(apps::BindRequest(options_.port));
 }
 
@@ -170,37 +171,48 @@ void QkdSession::Impl::OnClosedEvent(const app::v1::Closed& closed) {
 
 bool QkdSession::Impl::SendMessage(const v1::QkdMessage& message) {
   if (session_->done_ || connection_closed_ || connection_ == 0) return false;
-  auto frame = auth_->Seal(message.SerializeAsString());
-  if (!frame.ok()) {
-    Abort("authentication key exhausted", /*tell_peer=*/false);  // QKD-S7
+  // QKD-W4: one frame, or fragments of kFragmentBytes with `more`.
+  auto frames = frames_->Seal(message.SerializeAsString());
+  if (!frames.ok()) {
+    if (frames.status().code() == absl::StatusCode::kResourceExhausted) {
+      Abort("authentication key exhausted", /*tell_peer=*/false);  // QKD-S7
+    } else {
+      Abort(std::string(frames.status().message()));  // QKD-W6: "message too large: ..."
+    }
     return false;
   }
-  if (frame->ByteSizeLong() > kMaxFrameBytes) {  // QKD-W3
-    Abort(absl::StrCat("message too large: ", frame->ByteSizeLong(), " bytes"));
-    return false;
+  last_sent_seq_ = frames_->last_sent_seq();
+  for (std::string& frame : *frames) {
+    client_->Send(apps::SendRequest(connection_, std::move(frame)));
   }
-  last_sent_seq_ = frame->seq();
-  client_->Send(apps::SendRequest(connection_, frame->SerializeAsString()));
   return true;
 }
 
 void QkdSession::Impl::OnData(const std::string& data) {
-  v1::AuthenticatedFrame frame;
-  if (!frame.ParseFromString(data)) {
-    ++result().bad_frames;
-    return Abort("malformed frame: not an AuthenticatedFrame");
-  }
-  auto message_bytes = auth_->Open(frame);
-  if (!message_bytes.ok()) {  // QKD-S6
-    ++result().bad_frames;
-    if (message_bytes.status().code() == absl::StatusCode::kResourceExhausted) {
-      return Abort("authentication key exhausted", /*tell_peer=*/false);
+  auto message_bytes = frames_->Receive(data);
+  if (!message_bytes.ok()) {
+    const absl::Status& s = message_bytes.status();
+    switch (s.code()) {
+      case absl::StatusCode::kDataLoss:  // QKD-S6: not a frame
+        ++result().bad_frames;
+        return Abort(std::string(s.message()));
+      case absl::StatusCode::kResourceExhausted:
+        ++result().bad_frames;
+        return Abort("authentication key exhausted", /*tell_peer=*/false);
+      case absl::StatusCode::kOutOfRange:  // QKD-W6
+        ++result().bad_frames;
+        return Abort(std::string(s.message()));
+      case absl::StatusCode::kFailedPrecondition:  // QKD-W7
+        return Malformed(std::string(s.message()));
+      default:  // QKD-S6: Open refused the frame
+        ++result().bad_frames;
+        return Abort(absl::StrCat("authentication failed: ", s.message()));
     }
-    return Abort(absl::StrCat("authentication failed: ", message_bytes.status().message()));
   }
-  frame_seq_ = frame.seq();
+  if (!message_bytes->has_value()) return;  // QKD-W5: a fragment, more to come
+  frame_seq_ = frames_->last_seq();
   v1::QkdMessage message;
-  if (!message.ParseFromString(*message_bytes)) return Malformed("not a QkdMessage");
+  if (!message.ParseFromString(**message_bytes)) return Malformed("not a QkdMessage");
   OnMessage(message);
 }
 

@@ -33,6 +33,11 @@
 
 namespace qnet::qkd {
 
+// Largest block_bits qnet-qkd accepts (QKD-W9): the Toeplitz seed of a
+// block, n + m - 1 < 2 block_bits bits, stays within kToeplitzMaxSeedBits
+// (2^24, apps/qkd/postproc/privacy.h).
+inline constexpr uint32_t kMaxBlockBits = uint32_t{1} << 23;
+
 struct QkdOptions {
   enum class Role { kAlice, kBob };
   Role role = Role::kAlice;

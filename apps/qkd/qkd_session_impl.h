@@ -15,6 +15,7 @@
 #include "apps/qkd/postproc/cascade.h"
 #include "apps/qkd/postproc/privacy.h"
 #include "apps/qkd/qkd_session.h"
+#include "apps/qkd/qkd_session_frames.h"
 #include "apps/qkd/sifting.h"
 
 namespace qnet::qkd {
@@ -25,8 +26,12 @@ inline constexpr uint32_t kCascadeDoneRound = 0xFFFFFFFF;
 // one frame, 128 pad bits both ways, per range (QKD-S12).
 inline constexpr uint32_t kSiftChunk = kMaxSiftRange;
 // Largest frame an end sends (QKD-W3): the transport's 64 KiB per Send,
-// less room for its own framing.
+// less room for its own framing. Frames carry at most kFragmentBytes of
+// message (QKD-W4), so they stay below it.
 inline constexpr size_t kMaxFrameBytes = 65536 - 64;
+static_assert(kFragmentBytes + 64 < kMaxFrameBytes);
+// QKD-W9: the Toeplitz seed n + m - 1 < 2 block_bits stays within reach.
+static_assert(2 * size_t{kMaxBlockBits} <= kToeplitzMaxSeedBits);
 // Bits of the verification hash (QKD-V*), disclosed.
 inline constexpr uint64_t kVerifyLeakBits = 64;
 
@@ -104,6 +109,7 @@ class QkdSession::Impl {
   Rng* rng_;
   QkdOptions options_;
   std::optional<Authenticator> auth_;
+  std::optional<FrameChannel> frames_;  // over *auth_
 
   uint64_t bind_request_ = 0, connect_request_ = 0, close_request_ = 0;
   uint64_t socket_ = 0, connection_ = 0;

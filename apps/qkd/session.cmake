@@ -3,6 +3,7 @@
 add_library(qnet_qkd_session STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/sifting.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/qkd_session.cc
+  ${CMAKE_CURRENT_SOURCE_DIR}/qkd_session_frames.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/qkd_blocks.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/qkd_result.cc)
 target_compile_options(qnet_qkd_session PRIVATE ${QNET_WARNINGS})

@@ -42,15 +42,25 @@ absl::StatusOr<Authenticator> Authenticator::Create(std::string_view psk, bool s
 
 std::string Authenticator::TaggedBytes(Direction direction, uint64_t seq,
                                        std::string_view message) {
+  return TaggedBytes(direction, seq, message, /*more=*/false);
+}
+
+std::string Authenticator::TaggedBytes(Direction direction, uint64_t seq, std::string_view message,
+                                       bool more) {
   std::string bytes;
   bytes.reserve(9 + message.size());
-  bytes.push_back(direction == Direction::kAliceToBob ? 'a' : 'b');
+  const char d = direction == Direction::kAliceToBob ? 'a' : 'b';
+  bytes.push_back(more ? static_cast<char>(d - 'a' + 'A') : d);
   for (int b = 0; b < 8; ++b) bytes.push_back(static_cast<char>((seq >> (8 * b)) & 0xFF));
   bytes.append(message);
   return bytes;
 }
 
 absl::StatusOr<v1::AuthenticatedFrame> Authenticator::Seal(std::string message) {
+  return Seal(std::move(message), /*more=*/false);
+}
+
+absl::StatusOr<v1::AuthenticatedFrame> Authenticator::Seal(std::string message, bool more) {
   const Direction dir = self_is_alice_ ? Direction::kAliceToBob : Direction::kBobToAlice;
   Stream& s = Of(dir);
   if (s.words.empty()) {
@@ -59,7 +69,9 @@ absl::StatusOr<v1::AuthenticatedFrame> Authenticator::Seal(std::string message) 
   v1::AuthenticatedFrame frame;
   frame.set_version(1);
   frame.set_seq(s.next_seq);
-  frame.set_tag(PolyHash64(hash_key_, TaggedBytes(dir, s.next_seq, message)) ^ s.words.front());
+  frame.set_more(more);
+  frame.set_tag(PolyHash64(hash_key_, TaggedBytes(dir, s.next_seq, message, more)) ^
+                s.words.front());
   frame.set_message(std::move(message));
   s.words.pop_front();
   ++s.next_seq;
@@ -85,7 +97,8 @@ absl::StatusOr<std::string> Authenticator::Open(const v1::AuthenticatedFrame& fr
     return absl::ResourceExhaustedError("authentication key exhausted");
   }
   const uint64_t expected =
-      PolyHash64(hash_key_, TaggedBytes(dir, frame.seq(), frame.message())) ^ s.words.front();
+      PolyHash64(hash_key_, TaggedBytes(dir, frame.seq(), frame.message(), frame.more())) ^
+      s.words.front();
   if (expected != frame.tag()) {
     ++frames_refused_;
     ++tags_failed_;

@@ -42,6 +42,11 @@ class Authenticator {
   // RESOURCE_EXHAUSTED when this direction's pad is used up (the session
   // aborts: "authentication key exhausted").
   absl::StatusOr<v1::AuthenticatedFrame> Seal(std::string message);
+  // The same for one fragment of a longer message (QKD-W4): sets the frame's
+  // `more` and tags it with the upper-case direction byte ('A' / 'B'), so a
+  // flipped `more` fails the tag. Seal(m) is Seal(m, false). Open() checks
+  // either kind.
+  absl::StatusOr<v1::AuthenticatedFrame> Seal(std::string message, bool more);
   // Checks a frame of the other direction: version 1, seq exactly the next
   // expected (replay and reordering refused), tag. PERMISSION_DENIED on a bad
   // tag, INVALID_ARGUMENT on a bad version or seq, RESOURCE_EXHAUSTED when
@@ -75,6 +80,10 @@ class Authenticator {
   // The bytes the tag hashes (QKD-U5): direction byte ('a' for a->b, 'b' for
   // b->a), seq as 8 bytes little-endian, then the message.
   static std::string TaggedBytes(Direction direction, uint64_t seq, std::string_view message);
+  // With `more` (a fragment that is not the last, QKD-W4) the direction byte
+  // is 'A' / 'B'; without, as above.
+  static std::string TaggedBytes(Direction direction, uint64_t seq, std::string_view message,
+                                 bool more);
 
  private:
   Authenticator() = default;
