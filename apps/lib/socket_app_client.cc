@@ -68,6 +68,15 @@ void SocketAppClient::OnFrame(const std::string& payload) {
   if (handlers_.on_event) handlers_.on_event(event);
 }
 
+void SocketAppClient::CloseWhenFlushed(std::function<void()> on_done) {
+  gone_ = true;  // later requests are dropped, on_disconnected is not called
+  if (stream_ != nullptr && stream_->open()) {
+    stream_->CloseWhenFlushed(std::move(on_done));
+  } else if (on_done) {
+    on_done();
+  }
+}
+
 void SocketAppClient::Disconnect(absl::Status why) {
   if (gone_) return;
   gone_ = true;

@@ -11,6 +11,7 @@
 #define QNET_APPS_LIB_SOCKET_APP_CLIENT_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,6 +32,11 @@ class SocketAppClient : public AppClient {
 
   void SetHandlers(Handlers handlers) override { handlers_ = std::move(handlers); }
   uint64_t Send(app::v1::AppRequest request) override;
+  // Writes every request already sent, then closes the socket and runs
+  // `on_done` (at once if not connected): a program that is done calls this
+  // before it stops its loop, so that its last requests (an Abort's Send, a
+  // Close) are not lost. Later requests are dropped.
+  void CloseWhenFlushed(std::function<void()> on_done);
 
   bool connected() const { return stream_ != nullptr && stream_->open(); }
   // Event frames from the node that did not parse (ignored).

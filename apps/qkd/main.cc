@@ -239,7 +239,9 @@ int main(int argc, char** argv) {
     if (!session.status().ok()) {
       std::cerr << "qnet-qkd: session " << session.status().message() << "\n";
     }
-    if (!serve_kme) loop->Stop();
+    // Stop only once the last requests (an Abort's Send, the Close) are
+    // written (QKD-S8).
+    if (!serve_kme) client.CloseWhenFlushed([loop] { loop->Stop(); });
   });
   session.Start();
   if (absl::Status s = loop->Run(); !s.ok()) {
