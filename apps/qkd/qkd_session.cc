@@ -410,6 +410,10 @@ void QkdSession::Impl::Finish(absl::Status status) {
   r.ec_efficiency =
       ec_denominator_ > 0 ? static_cast<double>(r.disclosed_bits) / ec_denominator_ : 0.0;
   r.expired_pairs = log_.expired_pairs();
+  if (frames_) {
+    r.fragmented_sent = frames_->fragmented_sent();
+    r.fragmented_received = frames_->fragmented_received();
+  }
   if (auth_) {
     r.auth_bits_consumed =
         auth_->bits_consumed(Direction::kAliceToBob) + auth_->bits_consumed(Direction::kBobToAlice);

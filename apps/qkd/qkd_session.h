@@ -90,6 +90,9 @@ struct QkdResult {
   // stored_key_bits / (last_block_s - first_pair_s) (QKD-R4).
   double key_rate_bps = 0.0;
   uint64_t bad_frames = 0;  // refused frames (tag, seq, parse)
+  // Messages that crossed as several frames (QKD-W4), by direction from this
+  // end (not in the JSON).
+  uint64_t fragmented_sent = 0, fragmented_received = 0;
 };
 
 class QkdSession {

@@ -2,13 +2,16 @@
 // sections 1-3, 5, 10; the ids are in the test names or comments).
 #include "apps/qkd/qkd_session.h"
 
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <memory>
 #include <regex>
 #include <string>
 
 #include "apps/qkd/auth/authenticator.h"
 #include "apps/qkd/postproc/privacy.h"
+#include "apps/qkd/qkd_session_frames.h"
 #include "apps/qkd/sifting.h"
 #include "apps/testing/fake_network.h"
 #include "gtest/gtest.h"
@@ -186,6 +189,126 @@ TEST(PairLogTest, QKD_S14_SiftRangeKeepsSameBasisPairsBothHeld) {
   EXPECT_FALSE(SiftRange(mine, theirs, &z, &x).ok());
 }
 
+// ---- the frame layer (QKD-W4..W8) ----
+
+// A serialized QkdMessage (an Amplify, field 11) of exactly `bytes` bytes.
+std::string MessageOfSize(size_t bytes) {
+  v1::QkdMessage m;
+  auto* a = m.mutable_amplify();
+  a->set_block(1);
+  a->set_toeplitz_seed(std::string(bytes, '\x5a'));
+  // Shrink the seed by the overhead (keys and lengths, a few bytes).
+  const size_t overhead = m.ByteSizeLong() - bytes;
+  a->set_toeplitz_seed(std::string(bytes - overhead, '\x5a'));
+  while (m.ByteSizeLong() < bytes) a->mutable_toeplitz_seed()->push_back('\x5a');
+  EXPECT_EQ(m.ByteSizeLong(), bytes);
+  return m.SerializeAsString();
+}
+
+struct FramePair {
+  FramePair()
+      : a(*Authenticator::Create(MakePsk(8 + 2 * 8 * 2000, 3), true)),
+        b(*Authenticator::Create(MakePsk(8 + 2 * 8 * 2000, 3), false)),
+        send(&a),
+        receive(&b) {}
+  Authenticator a, b;
+  FrameChannel send, receive;
+};
+
+TEST(FrameChannelTest, QKD_W4_W5_A200KiBMessageCrossesAsFiveFragmentsWithFiveTags) {
+  FramePair p;
+  const std::string message = MessageOfSize(200 * 1024);
+  auto frames = p.send.Seal(message);
+  ASSERT_TRUE(frames.ok()) << frames.status();
+  // ceil(204800 / 49152) = 5: four of 48 KiB with more, the last 8192 bytes.
+  ASSERT_EQ(frames->size(), 5u);
+  EXPECT_EQ(p.a.bits_consumed(Direction::kAliceToBob), 5u * 64);
+  EXPECT_EQ(p.send.last_sent_seq(), 5u);
+  for (size_t i = 0; i < 5; ++i) {
+    v1::AuthenticatedFrame f;
+    ASSERT_TRUE(f.ParseFromString((*frames)[i]));
+    EXPECT_EQ(f.seq(), i + 1);
+    EXPECT_EQ(f.more(), i < 4) << i;
+    EXPECT_EQ(f.message().size(), i < 4 ? kFragmentBytes : 204800 - 4 * kFragmentBytes);
+    EXPECT_LT(f.ByteSizeLong(), 65472u);  // QKD-W3
+    auto got = p.receive.Receive((*frames)[i]);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->has_value(), i == 4) << i;
+    if (i == 4) EXPECT_EQ(**got, message);
+  }
+  EXPECT_EQ(p.receive.last_seq(), 5u);
+  EXPECT_EQ(p.b.bits_consumed(Direction::kAliceToBob), 5u * 64);
+  EXPECT_EQ(p.receive.fragmented_received(), 1u);
+  // A message of exactly 48 KiB is one frame without more.
+  auto one = p.send.Seal(MessageOfSize(kFragmentBytes));
+  ASSERT_TRUE(one.ok());
+  ASSERT_EQ(one->size(), 1u);
+  auto got = p.receive.Receive((*one)[0]);
+  ASSERT_TRUE(got.ok() && got->has_value());
+}
+
+TEST(FrameChannelTest, QKD_W4_FlippedMoreFailsTheTag) {
+  FramePair p;
+  auto frames = p.send.Seal(MessageOfSize(100 * 1024));
+  ASSERT_TRUE(frames.ok());
+  ASSERT_EQ(frames->size(), 3u);
+  v1::AuthenticatedFrame f;
+  ASSERT_TRUE(f.ParseFromString((*frames)[0]));
+  f.set_more(false);  // truncation attempt
+  auto got = p.receive.Receive(f.SerializeAsString());
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kPermissionDenied) << got.status();
+  EXPECT_EQ(p.b.tags_failed(), 1u);
+}
+
+TEST(FrameChannelTest, QKD_W7_AWholeMessageInsideAFragmentChainIsRefused) {
+  FramePair p;
+  auto big = p.send.Seal(MessageOfSize(100 * 1024));  // 3 fragments, seq 1..3
+  ASSERT_TRUE(big.ok());
+  ASSERT_EQ(big->size(), 3u);
+  auto first = p.receive.Receive((*big)[0]);
+  ASSERT_TRUE(first.ok() && !first->has_value());
+  EXPECT_TRUE(p.receive.in_chain());
+  // Seq 2 is, instead of the chain's next fragment, a whole Sift without
+  // more (authentic: sealed with the same PSK at seq 2).
+  v1::QkdMessage sift;
+  sift.mutable_sift()->set_first_pair_id(1);
+  sift.mutable_sift()->set_count(8);
+  Authenticator other = *Authenticator::Create(MakePsk(8 + 2 * 8 * 2000, 3), true);
+  ASSERT_TRUE(other.Seal("", true).ok());  // seq 1
+  auto intruder = other.Seal(sift.SerializeAsString(), false);
+  ASSERT_TRUE(intruder.ok());
+  ASSERT_EQ(intruder->seq(), 2u);
+  auto got = p.receive.Receive(intruder->SerializeAsString());
+  ASSERT_EQ(got.status().code(), absl::StatusCode::kFailedPrecondition) << got.status();
+  EXPECT_EQ(got.status().message(),
+            absl::StrCat("fragment chain broken: ", kFragmentBytes + sift.ByteSizeLong(),
+                         " bytes received with more false for a message of 102400 bytes"));
+  EXPECT_FALSE(p.receive.in_chain());
+}
+
+TEST(FrameChannelTest, QKD_W6_OversizeReassemblyIsRefused) {
+  FramePair p;
+  // A first fragment announcing a message of 64 MiB + 1 bytes: key 0x5a
+  // (field 11, wire type 2), a 4-byte varint length, the body.
+  const uint64_t length = (uint64_t{64} << 20) + 1 - 5;
+  std::string header(1, '\x5a');
+  uint64_t v = length;
+  for (; v >= 0x80; v >>= 7) header.push_back(static_cast<char>((v & 0x7F) | 0x80));
+  header.push_back(static_cast<char>(v));
+  ASSERT_EQ(header.size(), 5u);
+  auto frame = p.a.Seal(header + std::string(kFragmentBytes - header.size(), '\0'), true);
+  ASSERT_TRUE(frame.ok());
+  auto got = p.receive.Receive(frame->SerializeAsString());
+  ASSERT_EQ(got.status().code(), absl::StatusCode::kOutOfRange) << got.status();
+  EXPECT_EQ(got.status().message(),
+            "message too large: a fragmented message of 67108865 bytes (limit 67108864)");
+  EXPECT_FALSE(p.receive.in_chain());
+  // The sender refuses one too, before sealing anything.
+  FrameChannel small(&p.a, 1000);
+  EXPECT_EQ(small.Seal(std::string(1001, 'x')).status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(p.a.bits_consumed(Direction::kAliceToBob), 64u);
+}
+
 // F = 0.97: QBER 2(1-F)/3 = 0.02 in both bases.
 TEST(QkdSessionTest, QKD_E4_E5_R1_WholeSessionKeysEqualQberAndSecureLength) {
   QkdOptions alice = Options(Role::kAlice), bob = Options(Role::kBob);
@@ -297,6 +420,69 @@ TEST(QkdSessionTest, QKD_R2_LargeBlocksStoreMostOfTheSecretKey) {
       static_cast<unsigned long long>(r.stored_key_bits),
       static_cast<unsigned long long>(r.auth_bits_consumed),
       static_cast<double>(r.secret_bits) / r.sifted_bits, asymptotic);
+}
+
+// The issue's "with large blocks the secret fraction is within 10 % of
+// 1 - f h(Q_Z) - h(Q_X)" (QKD-R6): one 10^6-bit block, F = 0.97 (QBER 2 %),
+// z 0.5 (k ~ n X test bits), sample_fraction 0.01; its messages (Estimate
+// ~260 KB, Amplify seed ~190 KB, large ParityRequests) cross fragmented
+// (QKD-W4).
+TEST(QkdSessionTest, QKD_R6_W4_MillionBitBlockSecretFractionWithin10PercentOfAsymptotic) {
+  QkdOptions alice = Options(Role::kAlice), bob = Options(Role::kBob);
+  // 4.02e6 pairs: Z-sifted ~ 1.005e6 (sigma ~870), so exactly one block.
+  alice.pairs = 4020000;
+  alice.block_bits = bob.block_bits = 1000000;
+  alice.sample_fraction = bob.sample_fraction = 0.01;
+  alice.psk = bob.psk = MakePsk(8 + 2 * 8 * 2000, 77);  // 2000 tags per direction
+  const auto start = std::chrono::steady_clock::now();
+  FakeNetwork net(0.97, 53);
+  net.set_measure_batch(16384);
+  Rng rng_a(54), rng_b(55);
+  QkdSession b(net.Client("b"), &rng_b, bob);
+  QkdSession a(net.Client("a"), &rng_a, alice);
+  b.Start();
+  net.Run();
+  a.Start();
+  net.Run();
+  const double wall_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_TRUE(a.done() && b.done());
+  ASSERT_TRUE(a.status().ok()) << a.status();
+  ASSERT_TRUE(b.status().ok()) << b.status();
+  EXPECT_EQ(a.key_store().StreamBytes(), b.key_store().StreamBytes());
+  const QkdResult& r = a.result();
+  EXPECT_EQ(r.blocks, 1u);
+  EXPECT_EQ(r.sifted_bits, 1000000u);
+  EXPECT_EQ(r.z_sampled, 10000u);
+  EXPECT_EQ(r.corrected_bits, 990000u);
+  EXPECT_EQ(r.blocks_failed_verification, 0u);
+  EXPECT_EQ(r.secret_bits, b.result().secret_bits);
+  // QBERs within 4 sigma of 2(1-F)/3 = 0.02.
+  const double q = 2.0 * (1.0 - 0.97) / 3.0;
+  EXPECT_NEAR(r.qber_z, q, 4 * std::sqrt(q * (1 - q) / r.z_sampled));
+  EXPECT_NEAR(r.qber_x, q, 4 * std::sqrt(q * (1 - q) / r.x_test_bits));
+  const double f = r.ec_efficiency;
+  const double asymptotic = 1 - f * BinaryEntropy(r.qber_z) - BinaryEntropy(r.qber_x);
+  const double fraction = static_cast<double>(r.secret_bits) / static_cast<double>(r.sifted_bits);
+  EXPECT_GE(fraction, 0.9 * asymptotic);
+  EXPECT_LE(fraction, asymptotic);
+  EXPECT_GT(r.stored_key_bits, 0.9 * r.secret_bits);
+  // At least the Estimate and the Amplify went fragmented, and Bob
+  // reassembled every message Alice fragmented.
+  EXPECT_GE(r.fragmented_sent, 2u);
+  EXPECT_EQ(b.result().fragmented_received, r.fragmented_sent);
+  EXPECT_EQ(r.fragmented_received, b.result().fragmented_sent);
+  std::printf("fragmented a->b %llu b->a %llu\n",
+              static_cast<unsigned long long>(r.fragmented_sent),
+              static_cast<unsigned long long>(r.fragmented_received));
+  std::printf(
+      "block 1e6, F=0.97: qber_z %.4f qber_x %.4f (k %llu) f %.3f rounds %u secret %llu stored "
+      "%llu auth %llu secret fraction %.4f (1 - f h - h = %.4f, ratio %.3f) wall %.1f s\n",
+      r.qber_z, r.qber_x, static_cast<unsigned long long>(r.x_test_bits), f, r.cascade_rounds,
+      static_cast<unsigned long long>(r.secret_bits),
+      static_cast<unsigned long long>(r.stored_key_bits),
+      static_cast<unsigned long long>(r.auth_bits_consumed), fraction, asymptotic,
+      fraction / asymptotic, wall_s);
 }
 
 TEST(QkdSessionTest, QKD_S1_BiasedBasisChoiceSiftsMoreKeyBits) {
