@@ -95,7 +95,12 @@ class EtsiApiTest : public ::testing::Test {
         << "openssl could not make the PKI in " << pki_;
     IutOptions o;
     o.program[0] = o.program[1] = true;
-    o.pairs = MakePairs(300000, 0.5, 0.02, 0.02, 31);
+    // 300000 pairs, Z with 0.8 at each end: 192000 Z-sifted bits, 3 blocks of
+    // 60000; each leaves about 10^4 bits after the pad refills, so each KME's
+    // share holds dozens of 256-bit keys.
+    o.pairs = MakePairs(300000, 0.8, 0.02, 0.02, 31);
+    o.params.set_block_bits(60000);
+    o.params.set_z_probability(0.8);
     for (int e = 0; e < 2; ++e) {
       http_[e] = FreePort();
       https_[e] = FreePort();
@@ -143,12 +148,12 @@ class EtsiApiTest : public ::testing::Test {
       cmd += "--cacert " + pki_ + "/ca.pem ";
       if (!sae.empty())
         cmd += "--cert " + pki_ + "/" + sae + ".pem --key " + pki_ + "/" + sae + ".key ";
-      cmd += "https://127.0.0.1:" + std::to_string(https_[end]);
+      cmd += "'https://127.0.0.1:" + std::to_string(https_[end]);
     } else {
       if (!sae.empty()) cmd += "-H 'X-SAE-ID: " + sae + "' ";
-      cmd += "http://127.0.0.1:" + std::to_string(http_[end]);
+      cmd += "'http://127.0.0.1:" + std::to_string(http_[end]);
     }
-    cmd += path;
+    cmd += path + "'";  // quoted: a query's '&' is not for the shell
     if (method == "POST") {
       std::ofstream(in) << body;
       cmd = cmd + " -X POST -H 'Content-Type: application/json' --data-binary @" + in;

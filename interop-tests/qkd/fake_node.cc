@@ -117,6 +117,27 @@ bool FakeNetwork::RunUntil(const std::function<bool()>& done, Ms timeout) {
       FlushPending();
     }
     for (int e = 0; e < 2; ++e) {
+      // APP-13: an app that goes away has its connections closed; the other
+      // end sees the peer close.
+      if (chan_[e] != nullptr && connected_ && !closed_ && !end_closed_[e] &&
+          chan_[e]->WaitClosed(Ms(0))) {
+        while (auto frame = chan_[e]->Next(Ms(0))) {  // what it sent before it went
+          AppRequest request;
+          if (request.ParseFromString(frame->payload)) {
+            requests_[e].push_back(request);
+            Handle(e, request);
+          }
+        }
+        if (!closed_) {
+          closed_ = true;
+          app_left_[e] = true;
+          Closed(e, app::v1::CLOSE_REASON_LOCAL);
+          Closed(1 - e, app::v1::CLOSE_REASON_PEER);
+        }
+        any = true;
+      }
+    }
+    for (int e = 0; e < 2; ++e) {
       if (scripted_[e] != nullptr && connected_ && !closed_ && scripted_[e]->WantsClose()) {
         Closed(e, app::v1::CLOSE_REASON_LOCAL);
         Closed(1 - e, app::v1::CLOSE_REASON_PEER);

@@ -16,6 +16,7 @@
 //                      ids 1..N, time_ns = id * pair_interval_ns).
 //   Send{data}      -> Reply OK; Data at the other end (relayed, in order).
 //   Close           -> Reply OK; Closed{LOCAL} here, Closed{PEER} there.
+//   (app socket closed while connected) -> Closed{PEER} there (APP-13).
 //   anything else   -> Reply UNIMPLEMENTED.
 // With `close_after_pairs` the connection closes with DONE at both ends after
 // the last pair, as a pairs-N transport connection does (TRN-D3).
@@ -102,6 +103,9 @@ class FakeNetwork {
   bool closed() const { return closed_; }
   // Payloads of the Sends of `end`, in order.
   const std::vector<std::string>& sent(int end) const { return sent_[end]; }
+  // True if the connection closed because the app at `end` went away
+  // without closing it (APP-13).
+  bool app_left(int end) const { return app_left_[end]; }
   // True once the process at `end` closed its app socket.
   bool app_gone(int end);
   // A request the fake node could not handle (not expected of a good app).
@@ -133,6 +137,7 @@ class FakeNetwork {
   uint64_t connect_request_id_ = 0;
   bool connected_ = false, closed_ = false;
   bool end_closed_[2] = {false, false};
+  bool app_left_[2] = {false, false};
   std::vector<app::v1::AppRequest> requests_[2];
   std::vector<std::string> sent_[2];
   std::vector<std::string> problems_;

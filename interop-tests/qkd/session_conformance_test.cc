@@ -45,6 +45,15 @@ IutOptions ProgramAs(int end, std::vector<ScriptedPair> pairs, v1::SessionParams
     ASSERT_TRUE((run).RunToResults()) << (run).Describe(); \
   } while (0)
 
+std::string LastRequests(IutRun& run, int end) {
+  std::string out;
+  const auto& r = run.net().requests(end);
+  for (size_t i = r.size() > 5 ? r.size() - 5 : 0; i < r.size(); ++i) {
+    out += std::to_string(r[i].body_case()) + " ";
+  }
+  return out + "(" + std::to_string(r.size()) + " requests; 6 Close, 7 Send)";
+}
+
 // The program's verdict on an aborted session: aborted with `reason` in its
 // reason, no key (the key file absent or empty), ok false.
 void ExpectAborted(IutRun& run, int end, const std::string& reason) {
@@ -55,8 +64,12 @@ void ExpectAborted(IutRun& run, int end, const std::string& reason) {
   EXPECT_NE(why.find(reason), std::string::npos) << "abort_reason: " << why;
   EXPECT_EQ(run.Key(end), "") << "a key after an abort";
   EXPECT_EQ(JsonNumber(r, "stored_key_bits"), 0);
-  // The program closed the connection (or the peer did after its Abort).
+  // The program closed the connection (or the peer did after its Abort)
+  // itself, not by exiting (QKD-S8).
   EXPECT_TRUE(run.net().closed());
+  EXPECT_FALSE(run.net().app_left(end))
+      << "the program exited without closing its connection (QKD-S8); its last requests: "
+      << LastRequests(run, end);
 }
 
 // ---- good sessions: both roles (QKD-K1, QKD-W2, QKD-U10) ----
