@@ -73,6 +73,23 @@ void QkdPeer::Send(const QkdMessage& message) {
   if (bug_here && config_.bug == Bug::kUnknownOneof) {
     body = std::string("\x9a\x06\x03xyz", 6);  // field 99, length-delimited "xyz"
   }
+  if (bug_here && config_.bug == Bug::kAbort) {
+    QkdMessage abort;
+    abort.mutable_abort()->set_reason("scripted abort");
+    body = abort.SerializeAsString();
+    result_.aborted = true;
+    result_.abort_reason = "scripted abort";
+    wants_close_ = false;  // the program under test must close
+  }
+  if (bug_here && config_.bug == Bug::kWrongDirection) {
+    QkdMessage wrong;
+    if (config_.alice) {
+      wrong.mutable_amplify_ack()->set_block(1);
+    } else {
+      wrong.mutable_amplify()->set_block(1);
+    }
+    body = wrong.SerializeAsString();
+  }
   if (bug_here && config_.bug == Bug::kSkipSeq) {
     // Burn one pad word so that the tag is valid for seq + 1.
     (void)auth_->Seal("skipped");
@@ -119,7 +136,16 @@ std::vector<std::string> QkdPeer::OnConnected() {
 }
 
 std::vector<std::string> QkdPeer::OnData(const std::string& data) {
-  if (result_.aborted || finished_) return {};
+  if (result_.aborted || finished_) {
+    // Nothing is acted on any more; an Abort sent back is counted (QKD-S8).
+    v1::AuthenticatedFrame late;
+    QkdMessage m;
+    if (auth_ && late.ParseFromString(data)) {
+      auto opened = auth_->Open(late);
+      if (opened.ok() && m.ParseFromString(*opened) && m.has_abort()) ++result_.abort_replies;
+    }
+    return {};
+  }
   v1::AuthenticatedFrame frame;
   if (!frame.ParseFromString(data)) {
     Violation("a Send that is not an AuthenticatedFrame");
@@ -167,24 +193,7 @@ void QkdPeer::Handle(const QkdMessage& m) {
     case QkdMessage::kHelloAck: {
       if (!config_.alice || hello_done_) return Violation("unexpected HelloAck");
       hello_done_ = true;
-      // All ranges at once: the peer has every pair already.
-      for (uint64_t first = 1; first <= max_pair_id_; first += config_.sift_chunk) {
-        const uint32_t count =
-            static_cast<uint32_t>(std::min<uint64_t>(config_.sift_chunk, max_pair_id_ - first + 1));
-        BitVector held(count), bx(count);
-        for (uint32_t i = 0; i < count; ++i) {
-          const View& v = pairs_[first + i];
-          held.Set(i, v.held);
-          bx.Set(i, v.held && v.basis_x);
-        }
-        QkdMessage s;
-        s.mutable_sift()->set_first_pair_id(first);
-        s.mutable_sift()->set_count(count);
-        s.mutable_sift()->set_held(Bits(held));
-        s.mutable_sift()->set_basis_x(Bits(bx));
-        Send(s);
-        ++sift_replies_due_;
-      }
+      SendNextSift();
       return MaybeDone();
     }
     case QkdMessage::kSift: {
@@ -215,6 +224,7 @@ void QkdPeer::Handle(const QkdMessage& m) {
       next_sift_ = s.first_pair_id() + s.count();
       SiftRange(s.first_pair_id(), s.count(), s.held(), s.basis_x());
       MaybeStartBlock();
+      SendNextSift();
       return MaybeDone();
     }
     case QkdMessage::kEstimate: {
@@ -290,6 +300,9 @@ void QkdPeer::Handle(const QkdMessage& m) {
         const uint64_t hash_key = rng_();
         v.mutable_verify()->set_hash_key(hash_key);
         v.mutable_verify()->set_hash(::qnet::qkd::VerificationHash(block_->key, hash_key));
+        if (config_.bug == Bug::kBadVerify && block_->id == 1) {
+          v.mutable_verify()->set_hash(v.verify().hash() ^ 1u);
+        }
         return Send(v);
       }
       auto reply = block_->alice->Answer(q);
@@ -349,6 +362,7 @@ void QkdPeer::Handle(const QkdMessage& m) {
         block_.reset();
         ++next_block_;
         MaybeStartBlock();
+        SendNextSift();
         return MaybeDone();
       }
       ::qnet::qkd::SecureLengthInput in;
@@ -359,7 +373,7 @@ void QkdPeer::Handle(const QkdMessage& m) {
       in.leak_verify = 64;
       in.eps_sec = p.eps_sec();
       in.eps_cor = p.eps_cor();
-      const uint64_t m_bits = ::qnet::qkd::ComputeSecureLength(in).bits;
+      const uint64_t m_bits = in.k == 0 ? 0 : ::qnet::qkd::ComputeSecureLength(in).bits;  // QKD-E8
       BitVector seed(m_bits == 0 ? 0 : in.n + m_bits - 1);
       for (auto& w : seed.mutable_words()) w = rng_();
       if (seed.size() % 64 != 0 && !seed.mutable_words().empty()) {
@@ -387,6 +401,21 @@ void QkdPeer::Handle(const QkdMessage& m) {
                                 m_bits == 0 ? 0 : block_->key.size() + m_bits - 1, &seed)) {
         return Abort("malformed amplify");
       }
+      // QKD-S25: the length must be the secure length Bob computes himself.
+      ::qnet::qkd::SecureLengthInput in;
+      in.n = block_->key.size();
+      in.k = block_->x_count;
+      in.qber_x = block_->qber_x;
+      in.leak_ec = block_->disclosed;
+      in.leak_verify = 64;
+      in.eps_sec = config_.params.eps_sec();
+      in.eps_cor = config_.params.eps_cor();
+      const uint64_t expected = in.k == 0 ? 0 : ::qnet::qkd::ComputeSecureLength(in).bits;
+      if (m_bits != expected) {
+        ++result_.secure_length_mismatches;
+        Violation("Amplify secret_bits " + std::to_string(m_bits) + ", expected " +
+                  std::to_string(expected));
+      }
       QkdMessage r;
       r.mutable_amplify_ack()->set_block(block_->id);
       Send(r);
@@ -397,6 +426,7 @@ void QkdPeer::Handle(const QkdMessage& m) {
       const BitVector seed = block_->sample_mask;
       Finish(block_->id, static_cast<uint32_t>(block_->disclosed), seed);
       MaybeStartBlock();
+      SendNextSift();
       return MaybeDone();
     }
     default:
@@ -417,6 +447,29 @@ void QkdPeer::SiftRange(uint64_t first, uint32_t count, const std::string& other
     if (it->second.basis_x != bx.Get(i)) continue;
     (it->second.basis_x ? x_stream_ : z_stream_).PushBack(it->second.result != 0);
   }
+}
+
+void QkdPeer::SendNextSift() {
+  // One range at a time, and none while a whole block waits (QKD-S12, S15).
+  if (!config_.alice || sift_replies_due_ > 0 || next_to_send_ > max_pair_id_) return;
+  if (z_stream_.size() - z_used_ >= config_.params.block_bits() || result_.aborted) return;
+  const uint64_t first = next_to_send_;
+  const uint32_t count =
+      static_cast<uint32_t>(std::min<uint64_t>(config_.sift_chunk, max_pair_id_ - first + 1));
+  BitVector held(count), bx(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    const View& v = pairs_[first + i];
+    held.Set(i, v.held);
+    bx.Set(i, v.held && v.basis_x);
+  }
+  QkdMessage s;
+  s.mutable_sift()->set_first_pair_id(first);
+  s.mutable_sift()->set_count(count);
+  s.mutable_sift()->set_held(Bits(held));
+  s.mutable_sift()->set_basis_x(Bits(bx));
+  Send(s);
+  ++sift_replies_due_;
+  next_to_send_ = first + count;
 }
 
 void QkdPeer::MaybeStartBlock() {

@@ -45,6 +45,9 @@ enum class Bug {
   kHelloParamsDiffer,  // Alice: Hello with block_bits + 1
   kWrongParityCount,   // Alice: the first ParityReply has one parity byte too many
   kParityOutOfRange,   // Bob: the first ParityRequest asks for a range past the key's end
+  kAbort,              // the message at bug_seq is replaced by Abort{"scripted abort"}
+  kWrongDirection,     // the message at bug_seq is replaced by one of the other direction
+  kBadVerify,          // Alice: block 1's Verify carries a wrong hash
 };
 
 struct PeerConfig {
@@ -53,7 +56,7 @@ struct PeerConfig {
   v1::SessionParams params;  // what this end uses (and, as Alice, sends in Hello)
   std::string psk;
   uint64_t seed = 1;
-  uint32_t sift_chunk = 4096;  // Alice: pair ids per Sift
+  uint32_t sift_chunk = 16384;  // Alice: pair ids per Sift (QKD-S12's maximum)
   Bug bug = Bug::kNone;
   uint64_t bug_seq = 2;
 };
@@ -68,6 +71,9 @@ struct PeerResult {
   uint64_t sifted_bits = 0, x_test_bits = 0;
   double qber_z = 0, qber_x = 0;  // last block
   uint64_t disclosed_bits = 0, secret_bits = 0;
+  uint64_t secure_length_mismatches = 0;
+  uint64_t abort_replies = 0;  // Aborts the other end sent after this peer aborted  // Bob: Amplify
+                               // lengths not QKD-S25's
   std::vector<std::string> violations;  // protocol errors of the other end
 };
 
@@ -104,6 +110,7 @@ class QkdPeer : public ScriptedApp {
   void Handle(const v1::QkdMessage& m);
   void SiftRange(uint64_t first, uint32_t count, const std::string& other_held,
                  const std::string& other_x);
+  void SendNextSift();
   void MaybeStartBlock();
   void AfterEstimate(uint64_t z_errors, uint64_t z_sampled, uint64_t x_errors, uint64_t x_count);
   void Finish(uint64_t block, uint32_t secret_bits, const BitVector& seed);
@@ -123,6 +130,7 @@ class QkdPeer : public ScriptedApp {
   // Sifting.
   uint64_t next_sift_ = 1;         // Alice: next id to send; Bob: next id expected
   uint64_t sift_replies_due_ = 0;  // Alice: ranges sent and not yet answered
+  uint64_t next_to_send_ = 1;      // Alice: first id of the next Sift
   BitVector z_stream_, x_stream_;
   uint64_t z_used_ = 0, x_used_ = 0;
   uint64_t next_block_ = 1;  // block ids start at 1

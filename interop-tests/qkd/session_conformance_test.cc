@@ -7,6 +7,7 @@
 #include <cmath>
 #include <string>
 
+#include "apps/qkd/postproc/bits.h"
 #include "gtest/gtest.h"
 #include "interop-tests/qkd/qkd_iut.h"
 
@@ -63,6 +64,9 @@ void ExpectAborted(IutRun& run, int end, const std::string& reason) {
   const std::string why = r.count("abort_reason") ? r.at("abort_reason") : "";
   EXPECT_NE(why.find(reason), std::string::npos) << "abort_reason: " << why;
   EXPECT_EQ(run.Key(end), "") << "a key after an abort";
+  // QKD-R5: the key file is written also when empty; an aborted session exits 3.
+  EXPECT_TRUE(ReadFile(run.KeyPath(end)).has_value()) << "no key file";
+  EXPECT_EQ(run.process(end)->Wait(Ms(5000)), 3) << run.Log(end);
   EXPECT_EQ(JsonNumber(r, "stored_key_bits"), 0);
   // The program closed the connection (or the peer did after its Abort)
   // itself, not by exiting (QKD-S8).
@@ -100,6 +104,31 @@ TEST(QkdSession, QKD_K1_ProgramAsAliceAndReferenceBobHoldTheSameKey) {
               qos.basis() == link::v1::BASIS_CHOICE_UNSPECIFIED);
   EXPECT_EQ(qos.z_probability(), 0.5);
   EXPECT_EQ(run.net().connect_request()->remote_port(), kPortB);
+  // QKD-S12: Sift ranges of consecutive ids from 1, at most 16384 each, up to
+  // `pairs` exactly. QKD-E1/E3: each Estimate samples exactly
+  // round(0.1 x 20000) = 2000 positions and carries the X bits it announces.
+  uint64_t next = 1;
+  int estimates = 0;
+  for (const v1::QkdMessage& m : run.peer()->received()) {
+    if (m.has_sift()) {
+      EXPECT_EQ(m.sift().first_pair_id(), next);
+      EXPECT_GE(m.sift().count(), 1u);
+      EXPECT_LE(m.sift().count(), 16384u);
+      next = m.sift().first_pair_id() + m.sift().count();
+    }
+    if (m.has_estimate()) {
+      ++estimates;
+      EXPECT_EQ(m.estimate().block(), static_cast<uint64_t>(estimates));  // QKD-S20
+      qnet::qkd::BitVector mask;
+      ASSERT_TRUE(qnet::qkd::BitVector::FromBytes(m.estimate().sample(), 20000, &mask));
+      EXPECT_EQ(mask.Count(), 2000u);
+      EXPECT_GE(m.estimate().x_bits().size(), (m.estimate().x_count() + 7) / 8);
+    }
+  }
+  EXPECT_EQ(next, kGoodPairs + 1);
+  EXPECT_EQ(estimates, 2);
+  // QKD-S25: every Amplify's length was the one the reference Bob computed.
+  EXPECT_EQ(run.peer()->result().secure_length_mismatches, 0u);
   EXPECT_EQ(run.Stop(0), 0) << run.Log(0);
 }
 
@@ -175,23 +204,25 @@ TEST_P(QkdAuth, RefusedFrameAbortsWithNoKey) {
 INSTANTIATE_TEST_SUITE_P(
     QkdSession, QkdAuth,
     ::testing::Values(
-        AuthCase{"QKD_U7_BadTagToBob", 1, Bug::kBadTag, "authentication failed"},
-        AuthCase{"QKD_U7_BadTagToAlice", 0, Bug::kBadTag, "authentication failed"},
+        AuthCase{"QKD_U7_S6_BadTagToBob", 1, Bug::kBadTag, "authentication failed"},
+        AuthCase{"QKD_U7_S6_BadTagToAlice", 0, Bug::kBadTag, "authentication failed"},
         AuthCase{"QKD_U8_ReplayedSeqToBob", 1, Bug::kReplaySeq, "authentication failed"},
         AuthCase{"QKD_U8_ReplayedSeqToAlice", 0, Bug::kReplaySeq, "authentication failed"},
         AuthCase{"QKD_U8_SkippedSeqToBob", 1, Bug::kSkipSeq, "authentication failed"},
         AuthCase{"QKD_U8_WrongVersionToBob", 1, Bug::kWrongVersion, "authentication failed"},
         AuthCase{"QKD_U8_WrongVersionToAlice", 0, Bug::kWrongVersion, "authentication failed"},
-        AuthCase{"QKD_U1_NotAnAuthenticatedFrameToBob", 1, Bug::kGarbageFrame, "malformed"},
-        AuthCase{"QKD_U1_NotAnAuthenticatedFrameToAlice", 0, Bug::kGarbageFrame, "malformed"},
+        AuthCase{"QKD_S6_NotAnAuthenticatedFrameToBob", 1, Bug::kGarbageFrame, "malformed"},
+        AuthCase{"QKD_S6_NotAnAuthenticatedFrameToAlice", 0, Bug::kGarbageFrame, "malformed"},
         AuthCase{"QKD_S9_GarbageMessageToBob", 1, Bug::kGarbageMessage, "protocol error"},
         AuthCase{"QKD_S9_UnknownMessageToBob", 1, Bug::kUnknownOneof, "protocol error"},
-        AuthCase{"QKD_S9_UnknownMessageToAlice", 0, Bug::kUnknownOneof, "protocol error"}),
+        AuthCase{"QKD_S9_UnknownMessageToAlice", 0, Bug::kUnknownOneof, "protocol error"},
+        AuthCase{"QKD_S4_S9_WrongDirectionToBob", 1, Bug::kWrongDirection, "protocol error"},
+        AuthCase{"QKD_S4_S9_WrongDirectionToAlice", 0, Bug::kWrongDirection, "protocol error"}),
     [](const ::testing::TestParamInfo<AuthCase>& info) { return std::string(info.param.name); });
 
-// ---- Cascade (QKD-C*): malformed parity traffic ----
+// ---- Cascade (QKD-S21): parity traffic the Cascade objects refuse ----
 
-TEST(QkdSession, QKD_C_ProgramAsBobAbortsOnAParityReplyWithTheWrongCount) {
+TEST(QkdSession, QKD_S21_ProgramAsBobAbortsOnAParityReplyWithTheWrongCount) {
   IutRun run(ProgramAs(1, MakePairs(kShortPairs, 0.5, 0.02, 0.02, 27), ShortParams(),
                        Bug::kWrongParityCount));
   START_RUN(run);
@@ -199,7 +230,7 @@ TEST(QkdSession, QKD_C_ProgramAsBobAbortsOnAParityReplyWithTheWrongCount) {
   EXPECT_TRUE(run.peer()->result().got_abort);
 }
 
-TEST(QkdSession, QKD_C_ProgramAsAliceAbortsOnAParityRequestPastTheKey) {
+TEST(QkdSession, QKD_S21_ProgramAsAliceAbortsOnAParityRequestPastTheKey) {
   IutRun run(ProgramAs(0, MakePairs(kShortPairs, 0.5, 0.02, 0.02, 28), ShortParams(),
                        Bug::kParityOutOfRange));
   START_RUN(run);
@@ -207,6 +238,47 @@ TEST(QkdSession, QKD_C_ProgramAsAliceAbortsOnAParityRequestPastTheKey) {
   EXPECT_TRUE(run.peer()->result().got_abort);
   // Nothing of the key was disclosed for the refused request.
   EXPECT_EQ(run.peer()->key_stream_bits(), 0u);
+}
+
+// ---- Abort from the peer (QKD-S8) ----
+
+TEST(QkdSession, QKD_S8_ProgramAsBobTakesThePeersAbortAndSendsNothingBack) {
+  IutRun run(
+      ProgramAs(1, MakePairs(kShortPairs, 0.5, 0.02, 0.02, 29), ShortParams(), Bug::kAbort, 3));
+  START_RUN(run);
+  ExpectAborted(run, 1, "peer aborted: scripted abort");
+  // The peer's Abort was its frame 3: no Abort came back, no frame was refused.
+  EXPECT_EQ(run.peer()->result().abort_replies, 0u) << run.Describe();
+  EXPECT_EQ(JsonNumber(run.Result(1), "bad_frames"), 0);
+}
+
+TEST(QkdSession, QKD_S8_ProgramAsAliceTakesThePeersAbort) {
+  IutRun run(
+      ProgramAs(0, MakePairs(kShortPairs, 0.5, 0.02, 0.02, 30), ShortParams(), Bug::kAbort, 4));
+  START_RUN(run);
+  ExpectAborted(run, 0, "peer aborted: scripted abort");
+}
+
+// ---- Verification (QKD-V3, QKD-V4): a block whose hashes differ is dropped ----
+
+TEST(QkdSession, QKD_V4_ProgramAsBobDropsABlockThatFailsVerificationAndGoesOn) {
+  // 300000 pairs, Z with 0.8: 192000 Z-sifted bits, 3 blocks of 60000 (each
+  // leaves key after the pad refills); block 1's Verify carries a wrong hash.
+  v1::SessionParams p = DefaultParams();
+  p.set_block_bits(60000);
+  p.set_z_probability(0.8);
+  IutRun run(ProgramAs(1, MakePairs(300000, 0.8, 0.02, 0.02, 32), p, Bug::kBadVerify));
+  START_RUN(run);
+  const auto r = run.Result(1);
+  ASSERT_EQ(r.at("aborted"), "false") << run.Describe();
+  EXPECT_EQ(r.at("ok"), "true");
+  EXPECT_EQ(JsonNumber(r, "blocks_failed_verification"), 1);
+  EXPECT_EQ(run.peer()->result().blocks_failed_verification, 1u);
+  // Blocks 2 and 3 still give the same key at both ends; block 1 gave none.
+  EXPECT_EQ(run.peer()->result().blocks, 2u);
+  EXPECT_EQ(JsonNumber(r, "blocks"), 2);
+  ASSERT_GT(run.peer()->key_stream_bits(), 0u);
+  EXPECT_EQ(run.Key(1), run.peer()->KeyStreamBytes());
 }
 
 }  // namespace
