@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -81,6 +82,7 @@ bool MakePki(const std::string& dir, const std::vector<std::string>& nodes,
 struct Http {
   int status = 0;  // 0: no HTTP response (e.g. the TLS handshake failed)
   int curl_exit = 0;
+  std::string content_type;
   std::string body;
   Struct json;
   bool json_ok = false;
@@ -143,7 +145,7 @@ class EtsiApiTest : public ::testing::Test {
                    const std::string& path, const std::string& body = "") {
     const std::string dir = run_->dir();
     const std::string out = dir + "/curl.out", in = dir + "/curl.in";
-    std::string cmd = "curl -s -o " + out + " -w '%{http_code}' --max-time 10 ";
+    std::string cmd = "curl -s -o " + out + " -w '%{http_code} %{content_type}' --max-time 10 ";
     if (https) {
       cmd += "--cacert " + pki_ + "/ca.pem ";
       if (!sae.empty())
@@ -161,10 +163,14 @@ class EtsiApiTest : public ::testing::Test {
     std::remove(out.c_str());
     Http h;
     FILE* p = popen((cmd + " 2>/dev/null").c_str(), "r");
-    char buf[64] = {0};
+    char buf[256] = {0};
     const size_t n = fread(buf, 1, sizeof buf - 1, p);
     h.curl_exit = WEXITSTATUS(pclose(p));
-    h.status = std::atoi(std::string(buf, n).c_str());
+    const std::string written(buf, n);
+    h.status = std::atoi(written.c_str());
+    if (const size_t sp = written.find(' '); sp != std::string::npos) {
+      h.content_type = written.substr(sp + 1);
+    }
     h.body = ReadFile(out).value_or("");
     h.json_ok =
         !h.body.empty() && google::protobuf::util::JsonStringToMessage(h.body, &h.json).ok();
@@ -210,7 +216,7 @@ class EtsiApiTest : public ::testing::Test {
 constexpr const char* kEnc = "/api/v1/keys/sae-b1/enc_keys";  // at alice, master sae-a1
 constexpr const char* kDec = "/api/v1/keys/sae-a1/dec_keys";  // at bob, slave sae-b1
 
-TEST_F(EtsiApiTest, KME_StatusFieldsOverHttps) {
+TEST_F(EtsiApiTest, KME_8_StatusFieldsOverHttps) {
   Http h = Call(0, true, "sae-sae-a1", "GET", "/api/v1/keys/sae-b1/status");
   ASSERT_EQ(h.status, 200) << h.body;
   ASSERT_TRUE(h.json_ok) << h.body;
@@ -230,7 +236,7 @@ TEST_F(EtsiApiTest, KME_StatusFieldsOverHttps) {
   EXPECT_TRUE(h.json.fields().contains("max_SAE_ID_count"));
 }
 
-TEST_F(EtsiApiTest, KME_EncKeysAtOneEndDecKeysAtTheOtherGiveTheSameKeyOnce) {
+TEST_F(EtsiApiTest, KME_19_23_26_EncKeysAtOneEndDecKeysAtTheOtherGiveTheSameKeyOnce) {
   Http enc = Call(0, true, "sae-sae-a1", "POST", kEnc, R"({"number": 2, "size": 256})");
   ASSERT_EQ(enc.status, 200) << enc.body;
   const auto keys = Keys(enc);
@@ -251,7 +257,7 @@ TEST_F(EtsiApiTest, KME_EncKeysAtOneEndDecKeysAtTheOtherGiveTheSameKeyOnce) {
   EXPECT_TRUE(Keys(one).empty());
 }
 
-TEST_F(EtsiApiTest, KME_BobsKmeHandsOutKeysAliceFetches) {
+TEST_F(EtsiApiTest, KME_25_BobsKmeHandsOutKeysOnlyTheirSlaveFetches) {
   Http enc = Call(1, true, "sae-sae-b1", "GET", "/api/v1/keys/sae-a2/enc_keys?number=1&size=512");
   ASSERT_EQ(enc.status, 200) << enc.body;
   const auto keys = Keys(enc);
@@ -268,7 +274,7 @@ TEST_F(EtsiApiTest, KME_BobsKmeHandsOutKeysAliceFetches) {
   EXPECT_EQ(Keys(dec), keys);
 }
 
-TEST_F(EtsiApiTest, KME_PlainHttpTakesTheSaeFromTheHeader) {
+TEST_F(EtsiApiTest, KME_5_PlainHttpTakesTheSaeFromTheHeader) {
   Http enc = Call(0, false, "sae-a1", "POST", kEnc, "{}");
   ASSERT_EQ(enc.status, 200) << enc.body;
   const auto keys = Keys(enc);
@@ -283,7 +289,7 @@ TEST_F(EtsiApiTest, KME_PlainHttpTakesTheSaeFromTheHeader) {
   EXPECT_TRUE(none.body.empty()) << none.body;
 }
 
-TEST_F(EtsiApiTest, KME_UnknownSaesAre401WithNoBody) {
+TEST_F(EtsiApiTest, KME_6_7_UnknownSaesAre401WithNoBody) {
   // A caller certified by the CA but not an SAE of alice's node.
   Http caller = Call(0, true, "sae-sae-x", "GET", "/api/v1/keys/sae-b1/status");
   EXPECT_EQ(caller.status, 401);
@@ -296,7 +302,7 @@ TEST_F(EtsiApiTest, KME_UnknownSaesAre401WithNoBody) {
   EXPECT_EQ(enc.status, 401);  // sae-a2 is at this node, not the peer
 }
 
-TEST_F(EtsiApiTest, KME_HttpsWithoutAValidClientCertificateFailsTheHandshake) {
+TEST_F(EtsiApiTest, KME_29_HttpsWithoutAValidClientCertificateFailsTheHandshake) {
   Http none = Call(0, true, "", "GET", "/api/v1/keys/sae-b1/status");
   EXPECT_EQ(none.status, 0) << "answered without a client certificate: " << none.body;
   EXPECT_NE(none.curl_exit, 0);
@@ -306,7 +312,7 @@ TEST_F(EtsiApiTest, KME_HttpsWithoutAValidClientCertificateFailsTheHandshake) {
   EXPECT_NE(stranger.curl_exit, 0);
 }
 
-TEST_F(EtsiApiTest, KME_MalformedRequestsAre400AndHandOutNothing) {
+TEST_F(EtsiApiTest, KME_11_18_MalformedRequestsAre400AndHandOutNothing) {
   Http status = Call(0, true, "sae-sae-a1", "GET", "/api/v1/keys/sae-b1/status");
   ASSERT_EQ(status.status, 200);
   const double before = Num(status.json, "stored_key_count");
@@ -344,7 +350,7 @@ TEST_F(EtsiApiTest, KME_MalformedRequestsAre400AndHandOutNothing) {
   EXPECT_EQ(Num(after.json, "stored_key_count"), before);
 }
 
-TEST_F(EtsiApiTest, KME_MoreKeysThanStoredIs503AndTakesNothing) {
+TEST_F(EtsiApiTest, KME_20_MoreKeysThanStoredIs503AndTakesNothing) {
   Http status = Call(0, true, "sae-sae-a1", "GET", "/api/v1/keys/sae-b1/status");
   ASSERT_EQ(status.status, 200);
   const int max_size = static_cast<int>(Num(status.json, "max_key_size"));
@@ -361,6 +367,129 @@ TEST_F(EtsiApiTest, KME_MoreKeysThanStoredIs503AndTakesNothing) {
   EXPECT_TRUE(Keys(h).empty());
   Http after = Call(0, true, "sae-sae-a1", "GET", "/api/v1/keys/sae-b1/status");
   EXPECT_EQ(Num(after.json, "stored_key_count"), before);
+}
+
+TEST_F(EtsiApiTest, KME_2_3_31_UnknownPathsAndMethods) {
+  Http path = Call(0, true, "sae-sae-a1", "GET", "/api/v1/keys/sae-b1/nothing");
+  EXPECT_EQ(path.status, 404) << path.body;
+  EXPECT_EQ(Str(path.json, "message"), "unknown resource");
+  Http other = Call(0, true, "sae-sae-a1", "GET", "/api/v2/keys/sae-b1/status");
+  EXPECT_EQ(other.status, 404) << other.body;
+  Http method = Call(0, true, "sae-sae-a1", "POST", "/api/v1/keys/sae-b1/status", "{}");
+  EXPECT_EQ(method.status, 405) << method.body;
+  EXPECT_EQ(Str(method.json, "message"), "method not allowed");
+  // KME-31: JSON answers say so.
+  Http status = Call(0, true, "sae-sae-a1", "GET", "/api/v1/keys/sae-b1/status");
+  EXPECT_NE(status.content_type.find("application/json"), std::string::npos) << status.content_type;
+  EXPECT_NE(method.content_type.find("application/json"), std::string::npos);
+}
+
+TEST_F(EtsiApiTest, KME_4_HttpsIgnoresTheSaeHeader) {
+  // The certificate says sae-a1; a header claiming sae-a2 changes nothing.
+  const std::string dir = run_->dir();
+  const std::string cmd = "curl -s --max-time 10 --cacert " + pki_ + "/ca.pem --cert " + pki_ +
+                          "/sae-sae-a1.pem --key " + pki_ +
+                          "/sae-sae-a1.key -H 'X-SAE-ID: sae-a2' "
+                          "'https://127.0.0.1:" +
+                          std::to_string(https_[0]) + "/api/v1/keys/sae-b1/status' 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string body;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) body.append(buf, n);
+  pclose(p);
+  Struct json;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(body, &json).ok()) << body;
+  EXPECT_EQ(Str(json, "master_SAE_ID"), "sae-a1");
+}
+
+TEST_F(EtsiApiTest, KME_9_15_16_RequestFormsTheKmeRefuses) {
+  Expect400(Call(0, true, "sae-sae-a1", "GET", std::string(kEnc) + "?number=1&colour=red"),
+            "unknown query parameter");
+  Expect400(Call(0, true, "sae-sae-a1", "POST", kEnc,
+                 R"({"number": 1, "additional_slave_SAE_IDs": ["sae-b2"]})"),
+            "additional_slave_SAE_IDs are not supported");
+  // KME-16: the unsupported names, sorted, in the details.
+  Http ext = Call(0, true, "sae-sae-a1", "POST", kEnc,
+                  R"({"extension_mandatory": [{"zeta": 1}, {"alpha": 2}]})");
+  Expect400(ext, "not all extension_mandatory parameters are supported");
+  EXPECT_NE(ext.body.find(R"(["alpha","zeta"])"), std::string::npos) << ext.body;
+  // KME-17: extension_optional is ignored.
+  Http opt = Call(0, true, "sae-sae-a1", "POST", kEnc,
+                  R"({"number": 1, "extension_optional": [{"whatever": true}]})");
+  EXPECT_EQ(opt.status, 200) << opt.body;
+}
+
+TEST_F(EtsiApiTest, KME_24_ARefusedIdInARequestHandsOutNoneOfIt) {
+  Http enc = Call(0, true, "sae-sae-a1", "POST", kEnc, R"({"number": 1})");
+  ASSERT_EQ(enc.status, 200) << enc.body;
+  auto keys = Keys(enc);
+  ASSERT_EQ(keys.size(), 1u);
+  auto with_bogus = keys;
+  with_bogus.emplace_back("00000000-0000-8000-8020-000000000000", "");
+  Http refused = Call(1, true, "sae-sae-b1", "POST", kDec, IdsBody(with_bogus));
+  Expect400(refused, "one or more keys specified are not found on KME");
+  EXPECT_TRUE(Keys(refused).empty());
+  EXPECT_NE(refused.body.find("00000000-0000-8000-8020-000000000000"), std::string::npos);
+  // The good id was not marked as served: it is still there, once. Ids are
+  // accepted in upper case too (QKD-K7).
+  std::string upper = keys[0].first;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  Http dec = Call(1, true, "sae-sae-b1", "GET", std::string(kDec) + "?key_ID=" + upper);
+  ASSERT_EQ(dec.status, 200) << dec.body;
+  ASSERT_EQ(Keys(dec).size(), 1u);
+  EXPECT_EQ(Keys(dec)[0].second, keys[0].second);
+  Http twice = Call(1, true, "sae-sae-b1", "GET", std::string(kDec) + "?key_ID=" + keys[0].first);
+  EXPECT_EQ(twice.status, 400) << twice.body;
+}
+
+TEST_F(EtsiApiTest, QKD_R1_R2_BothEndsReportTheSameFigures) {
+  const auto a = run_->Result(0), b = run_->Result(1);
+  for (const char* field : {"app",
+                            "session",
+                            "from",
+                            "to",
+                            "ok",
+                            "aborted",
+                            "pairs",
+                            "sift_ranges",
+                            "sifted_bits",
+                            "x_test_bits",
+                            "z_errors",
+                            "z_sampled",
+                            "x_errors",
+                            "qber_z",
+                            "qber_x",
+                            "blocks",
+                            "blocks_failed_verification",
+                            "blocks_without_x_test",
+                            "leftover_bits",
+                            "corrected_bits",
+                            "bits_flipped",
+                            "disclosed_bits",
+                            "cascade_rounds",
+                            "ec_efficiency",
+                            "secret_bits",
+                            "secret_fraction",
+                            "auth_bits_consumed",
+                            "auth_bits_refilled",
+                            "stored_key_bits",
+                            "key_sha256"}) {
+    ASSERT_TRUE(a.count(field)) << "result of a lacks " << field;
+    ASSERT_TRUE(b.count(field)) << "result of b lacks " << field;
+    EXPECT_EQ(a.at(field), b.at(field)) << field;
+  }
+  EXPECT_EQ(a.at("role"), "a");
+  EXPECT_EQ(b.at("role"), "b");
+  EXPECT_EQ(a.at("from"), "alice");
+  EXPECT_EQ(a.at("to"), "bob");
+  // QKD-R2: qber_z = z_errors / z_sampled; secret_fraction = secret / sifted.
+  EXPECT_DOUBLE_EQ(JsonNumber(a, "qber_z"), JsonNumber(a, "z_errors") / JsonNumber(a, "z_sampled"));
+  EXPECT_DOUBLE_EQ(JsonNumber(a, "secret_fraction"),
+                   JsonNumber(a, "secret_bits") / JsonNumber(a, "sifted_bits"));
+  EXPECT_EQ(JsonNumber(a, "sifted_bits"), 180000);  // 3 blocks of 60000
+  // The key file's SHA-256 is the reported key_sha256 (QKD-R1): same bytes at both ends.
+  EXPECT_EQ(run_->Key(0), run_->Key(1));
+  EXPECT_EQ(run_->Key(0).size() * 8, static_cast<size_t>(JsonNumber(a, "stored_key_bits")));
 }
 
 }  // namespace
