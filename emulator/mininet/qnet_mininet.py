@@ -17,6 +17,9 @@ documents its fields) and runs this script as root. The driver
     from the growing trace files);
   * waits for every process to exit, and stops them all as soon as one fails,
     the wall timeout passes, or SIGINT/SIGTERM arrives;
+  * prints where SAEs fetch QKD keys (`mnexec -a PID curl ...` in the node's
+    host) and, with the plan's serve_keys, keeps the apps that still run (the
+    KMEs) serving after the run until SIGINT/SIGTERM (then exit status 0);
   * always tears down in `finally`: processes, `net.stop()`, then anything left
     with this run's names (interfaces and host shells starting with the plan's
     tag). Mininet's own `mn -c` is not used: it kills processes by broad name
@@ -357,6 +360,29 @@ def clean_leftovers(tag):
     log("host shells still running after teardown: %s" % leftover_shells(tag))
 
 
+def print_key_fetch(plan, hosts, heading):
+    """The KMEs' curl commands, run inside the node's host (its namespace)."""
+    fetch = plan.get("qkd_fetch", [])
+    if not fetch:
+        return
+    lines = [heading]
+    for item in fetch:
+        node = item.get("node", "")
+        prefix = "mnexec -a %d " % hosts[node].pid if node in hosts else ""
+        lines.append("  " + prefix + item["command"])
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+
+
+def serve_keys(apps):
+    """--serve-keys: the apps still running (qkd KMEs) serve until a signal."""
+    try:
+        while any(a.popen.poll() is None for a in apps):
+            time.sleep(0.2)
+    except Interrupted:
+        pass
+
+
 def run(plan):
     processes = []
     apps = []
@@ -379,14 +405,23 @@ def run(plan):
             os.makedirs(os.path.join(plan["out_dir"], "apps"), exist_ok=True)
         for app in plan.get("apps", []):
             apps.append(start_app(app, hosts[app["node"]]))
+        print_key_fetch(plan, hosts, "qkd: once keys are made, SAEs fetch them from the KMEs "
+                        "(inside the node's host) with")
         wait_all(plan, processes, progress)
         # The nodes are gone: apps still running lost their socket and finish
-        # on their own; give them a moment (stop_processes below ends the rest).
+        # on their own, or (qkd) write their results and keep serving their
+        # KMEs; give them a moment (stop_processes below ends the rest).
         give_up = time.monotonic() + 3.0
-        while time.monotonic() < give_up and any(a.popen.poll() is None for a in apps):
+        while (time.monotonic() < give_up
+               and not all(os.path.exists(a["result"]) for a in plan.get("apps", []))
+               and any(a.popen.poll() is None for a in apps)):
             time.sleep(0.05)
         progress.show()
         progress.finish()
+        if plan.get("serve_keys") and any(a.popen.poll() is None for a in apps):
+            print_key_fetch(plan, hosts, "qkd: serving keys (qworld and the nodes have stopped); "
+                            "Ctrl-C to stop. Fetch keys with")
+            serve_keys(apps)
         return 0
     except Interrupted as e:
         progress.finish()

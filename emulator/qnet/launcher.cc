@@ -29,7 +29,7 @@ namespace fs = std::filesystem;
 constexpr char kUsage[] =
     "usage:\n"
     "  qnet run TOPOLOGY.xml [--backend sim|local|mininet] [--seed N] [--out DIR] [--duration S]\n"
-    "           [--wall-timeout S]\n"
+    "           [--wall-timeout S] [--serve-keys]\n"
     "  qnet report DIR\n"
     "\n"
     "run      runs the emulated network of TOPOLOGY.xml (specs/topology.md), shows progress,\n"
@@ -41,6 +41,8 @@ constexpr char kUsage[] =
     "  --duration emulated seconds, overrides the topology's duration-s\n"
     "  --wall-timeout  real seconds after which a local or mininet run is stopped\n"
     "             (default: duration x time-dilation + 30)\n"
+    "  --serve-keys  keep the QKD apps' key managers (ETSI GS QKD 014) serving after the\n"
+    "             report until Ctrl-C; the curl commands to fetch keys are printed\n"
     "report   prints the report of a finished run's results folder\n";
 
 absl::Status PrepareOutDir(const std::string& dir) {
@@ -68,8 +70,13 @@ void PrintSimProgress(ProgressPrinter& printer, const Topology& topology,
   printer.Print(snapshot);
 }
 
+absl::Status SummarizeRun(const Topology& topology, const std::string& out_dir,
+                          const std::string& backend, std::FILE* out);
+
+// `summarized` is set when the backend already wrote the summary and printed
+// the report (--serve-keys: before serving keys).
 absl::Status RunBackend(const RunOptions& options, const Topology& topology,
-                        const std::string& out_dir, std::FILE* out) {
+                        const std::string& out_dir, std::FILE* out, bool* summarized) {
   if (options.backend == "sim") {
     ProgressPrinter printer(out, "sim");
     absl::Status s = backend::RunSimulation(topology, out_dir, [&](const backend::SimProgress& p) {
@@ -89,13 +96,22 @@ absl::Status RunBackend(const RunOptions& options, const Topology& topology,
   settings.out_dir = out_dir;
   settings.seed = options.seed;
   settings.duration_s = options.duration_s;
-  if (options.backend == "mininet")
-    return RunMininet(topology, settings, *daemons, WallTimeout(topology, options.wall_timeout_s));
+  if (options.backend == "mininet") {
+    return RunMininet(topology, settings, *daemons, WallTimeout(topology, options.wall_timeout_s),
+                      options.serve_keys);
+  }
   absl::StatusOr<LocalPlan> plan = PlanLocal(topology, settings, *daemons);
   if (!plan.ok()) return plan.status();
   ProgressPrinter printer(out, "local");
-  return RunLocal(topology, *plan, out_dir, WallTimeout(topology, options.wall_timeout_s),
-                  &printer);
+  ServeOptions serve;
+  serve.out = out;
+  serve.serve_keys = options.serve_keys;
+  serve.report = [&] {
+    *summarized = true;
+    return SummarizeRun(topology, out_dir, options.backend, out);
+  };
+  return RunLocal(topology, *plan, out_dir, WallTimeout(topology, options.wall_timeout_s), &printer,
+                  serve);
 }
 
 absl::Status SummarizeRun(const Topology& topology, const std::string& out_dir,
@@ -155,11 +171,19 @@ absl::Status RunCommand(const RunOptions& options, std::FILE* out) {
       topology.name.c_str(), topology.nodes.size(), topology.links.size(), options.backend.c_str(),
       topology.duration_s, static_cast<unsigned long long>(topology.seed), out_dir.c_str());
   std::fflush(out);
-  if (absl::Status s = RunBackend(options, topology, out_dir, out); !s.ok()) {
+  bool summarized = false;
+  if (absl::Status s = RunBackend(options, topology, out_dir, out, &summarized); !s.ok()) {
     return absl::Status(s.code(),
                         absl::StrCat(s.message(), "\nresults folder (partial): ", out_dir));
   }
-  return SummarizeRun(topology, out_dir, options.backend, out);
+  if (summarized) return absl::OkStatus();
+  if (absl::Status s = SummarizeRun(topology, out_dir, options.backend, out); !s.ok()) return s;
+  if (options.backend != "sim" && HasQkdApps(topology)) {
+    std::fprintf(out,
+                 "qkd: the key managers stopped with the run; add --serve-keys to keep them "
+                 "serving after the report\n");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ReportCommand(const std::string& dir, std::FILE* out) {

@@ -6,6 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
@@ -18,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "emulator/qnet/child_group.h"
 
@@ -165,17 +167,20 @@ std::string AppSocketPath(const std::string& out_dir, const std::string& node) {
   return absl::StrCat("/tmp/qnet-", getpid(), "-", node, ".app.sock");
 }
 
-std::vector<LocalApp> PlanApps(
-    const Topology& topology, const DaemonSettings& settings, const DaemonPaths& daemons,
-    const std::function<std::string(const std::string&)>& app_socket_of) {
+std::vector<LocalApp> PlanApps(const Topology& topology, const DaemonSettings& settings,
+                               const DaemonPaths& daemons,
+                               const std::function<std::string(const std::string&)>& app_socket_of,
+                               const AddressOf& address_of) {
   std::vector<LocalApp> apps;
   const std::vector<uint32_t> ports = AppPorts(topology);
   const uint64_t seed = settings.seed.value_or(topology.seed);
   for (size_t i = 0; i < topology.apps.size(); ++i) {
     const AppSpec& spec = topology.apps[i];
     const bool teleport = spec.kind == "teleport";
-    const std::string init_role = teleport ? "sender" : spec.kind == "chsh" ? "a" : "initiator";
-    const std::string resp_role = teleport ? "receiver" : spec.kind == "chsh" ? "b" : "responder";
+    const bool qkd = spec.kind == kQkdKind;
+    const bool ab = spec.kind == "chsh" || qkd;
+    const std::string init_role = teleport ? "sender" : ab ? "a" : "initiator";
+    const std::string resp_role = teleport ? "receiver" : ab ? "b" : "responder";
     const bool init_reports = !teleport;
     const uint32_t own_port = 41000 + static_cast<uint32_t>(i);  // kAppInitiatorPortBase
     auto it = daemons.apps.find(spec.kind);
@@ -212,8 +217,15 @@ std::vector<LocalApp> PlanApps(
         app.argv.insert(app.argv.end(),
                         {"--peer", spec.peer, "--peer_port", absl::StrCat(ports[i])});
       }
-      for (const auto& [name, value] : spec.params)
-        app.argv.push_back(absl::StrCat("--", name, "=", value));
+      for (const auto& [name, value] : spec.params) {
+        const std::string flag = absl::StrReplaceAll(name, {{"-", "_"}});  // TOPO-39
+        if (qkd && (flag == "kme_http_port" || flag == "kme_https_port")) continue;
+        app.argv.push_back(absl::StrCat("--", flag, "=", value));
+      }
+      if (qkd) {
+        for (std::string& flag : QkdFlags(topology, i, app.role, settings.out_dir, address_of))
+          app.argv.push_back(std::move(flag));
+      }
       apps.push_back(std::move(app));
     }
   }
@@ -324,9 +336,18 @@ absl::StatusOr<LocalPlan> PlanLocal(const Topology& topology, const DaemonSettin
     node.argv.push_back(node.app_socket);
     for (std::string& flag : CommonDaemonFlags(settings)) node.argv.push_back(std::move(flag));
   }
-  plan.apps = PlanApps(topology, settings, daemons, [&settings](const std::string& node) {
-    return AppSocketPath(settings.out_dir, node);
-  });
+  std::map<std::string, std::string> addresses;
+  for (const LocalNode& node : plan.nodes) addresses[node.name] = node.address;
+  const AddressOf address_of = [addresses](const std::string& node) {
+    auto it = addresses.find(node);
+    return it == addresses.end() ? std::string("127.0.0.1") : it->second;
+  };
+  if (absl::Status s = CheckQkdApps(topology); !s.ok()) return s;
+  plan.apps = PlanApps(
+      topology, settings, daemons,
+      [&settings](const std::string& node) { return AppSocketPath(settings.out_dir, node); },
+      address_of);
+  plan.key_fetch = KeyFetchCommands(topology, settings.out_dir, address_of);
   return plan;
 }
 
@@ -387,10 +408,31 @@ absl::Status Finish(ChildGroup& group, const WaitResult& r, absl::Duration wall_
   return absl::InternalError("unreachable");
 }
 
+// --serve-keys: the KMEs run until SIGINT/SIGTERM (the normal end: OK) or
+// until every app has exited.
+absl::Status ServeKeys(ChildGroup& apps, const LocalPlan& plan, std::FILE* out) {
+  if (out != nullptr) {
+    std::fprintf(out,
+                 "qkd: serving keys (qworld and the nodes have stopped); Ctrl-C to stop. "
+                 "Fetch keys with\n%s",
+                 FormatKeyFetchCommands(plan.key_fetch).c_str());
+    std::fflush(out);
+  }
+  while (apps.AnyRunning()) {
+    WaitResult w = apps.Wait(absl::InfiniteFuture());
+    if (w.end == WaitEnd::kInterrupted) {
+      ChildGroup::ClearInterrupt();
+      break;
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status RunLocal(const Topology& topology, const LocalPlan& plan, const std::string& out_dir,
-                      absl::Duration wall_timeout, ProgressPrinter* printer) {
+                      absl::Duration wall_timeout, ProgressPrinter* printer,
+                      const ServeOptions& serve) {
   std::error_code ec;
   fs::create_directories(out_dir + "/logs", ec);
   if (ec)
@@ -419,9 +461,22 @@ absl::Status RunLocal(const Topology& topology, const LocalPlan& plan, const std
   // result (in its result file) rather than the run's.
   ChildGroup apps;
   if (!plan.apps.empty()) fs::create_directories(out_dir + "/apps", ec);
+  std::map<std::string, std::string> address_of_node;
+  for (const LocalNode& node : plan.nodes) address_of_node[node.name] = node.address;
+  if (absl::Status s = PrepareQkd(topology, out_dir,
+                                  [&](const std::string& node) { return address_of_node[node]; });
+      !s.ok()) {
+    group.KillAll();
+    return s;
+  }
   for (const LocalApp& app : plan.apps) {
     absl::Status s = apps.Spawn(ChildSpec{"app " + app.name, app.argv, app.log_path});
     if (!s.ok()) WriteAppFailure(app, absl::StrCat("cannot start: ", s.message()));
+  }
+  if (serve.out != nullptr && !plan.key_fetch.empty()) {
+    std::fprintf(serve.out, "qkd: once keys are made, SAEs fetch them from the KMEs with\n%s",
+                 FormatKeyFetchCommands(plan.key_fetch).c_str());
+    std::fflush(serve.out);
   }
 
   RunProgress progress(topology, out_dir);
@@ -436,9 +491,22 @@ absl::Status RunLocal(const Topology& topology, const LocalPlan& plan, const std
   }
   absl::Status status = Finish(group, r, wall_timeout);
   // The nodes are gone: apps still running lost their socket and finish on
-  // their own; give them a moment, then stop them.
-  if (apps.AnyRunning()) (void)apps.Wait(absl::Now() + absl::Seconds(3));
-  if (apps.AnyRunning()) apps.KillAll();
+  // their own, or (qkd) write their results and keep serving their KMEs; give
+  // them a moment, then stop them.
+  auto results_written = [&] {
+    for (const LocalApp& app : plan.apps)
+      if (!fs::exists(app.result_path, ec)) return false;
+    return true;
+  };
+  const absl::Time grace_end = absl::Now() + kAppGrace;
+  while (apps.AnyRunning() && !results_written() && absl::Now() < grace_end &&
+         ChildGroup::PendingInterrupt() == 0)
+    (void)apps.Wait(std::min(grace_end, absl::Now() + absl::Milliseconds(50)));
+  if (status.ok() && serve.serve_keys && apps.AnyRunning()) {
+    status = serve.report ? serve.report() : absl::OkStatus();
+    if (status.ok()) status = ServeKeys(apps, plan, serve.out);
+  }
+  if (apps.AnyRunning()) apps.KillAll(absl::Seconds(2));
   for (const ChildExit& exit : apps.exits()) {
     for (const LocalApp& app : plan.apps) {
       if ("app " + app.name != exit.name || fs::exists(app.result_path, ec)) continue;

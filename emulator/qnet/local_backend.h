@@ -16,6 +16,7 @@
 #define QNET_EMULATOR_QNET_LOCAL_BACKEND_H_
 
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <optional>
@@ -26,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "emulator/qnet/progress.h"
+#include "emulator/qnet/qkd_setup.h"
 #include "stack/topology.h"
 
 namespace qnet::launcher {
@@ -87,8 +89,12 @@ struct LocalNode {
 // which binds the app's port). Flags: --app_socket of its node, --role,
 // --port, --peer/--peer_port (initiator), --pairs, --min_fidelity, --seed
 // (the run's seed + app index, +1000 for the responder), --result, and every
-// other attribute of the element as --NAME=VALUE. The reporting side (teleport
-// receiver, chsh a) writes OUT/apps/NAME.json, the other OUT/apps/NAME.ROLE.json.
+// other attribute of the element as --NAME=VALUE with every '-' of NAME turned
+// into '_' (TOPO-39: `block-bits="2000"` -> --block_bits=2000). The reporting
+// side (teleport receiver, chsh a, qkd a) writes OUT/apps/NAME.json, the other
+// OUT/apps/NAME.ROLE.json. A qkd app (roles "a" at `node`, "b" at `peer`) gets
+// QkdFlags (qkd_setup.h) instead of its kme-http-port / kme-https-port
+// attributes.
 struct LocalApp {
   std::string name;  // "<app name> <role>"
   std::string app;   // the <app> name
@@ -108,21 +114,46 @@ struct LocalPlan {
   std::string qworld_log_path;
   std::vector<LocalNode> nodes;
   std::vector<LocalApp> apps;
+  // Where a client fetches keys of the qkd apps (qkd_setup.h).
+  std::vector<KeyFetchCommand> key_fetch;
+};
+
+// What RunLocal does once the run is over while qkd apps still serve their
+// KMEs (TOPO-44, TOPO-45).
+struct ServeOptions {
+  std::FILE* out = nullptr;  // where the key-fetch commands go; null: nowhere
+  // Keep the qkd apps (KMEs) running after the report until SIGINT/SIGTERM.
+  bool serve_keys = false;
+  // With serve_keys, called after the run went well, before the wait: writes
+  // the summary and prints the report (the launcher's summary step).
+  std::function<absl::Status()> report;
 };
 
 // The app processes of the topology's <app>s, for nodes that serve
 // `app_socket_of(node)`.
+// `address_of` gives a node's address (the KME address of a qkd end).
 std::vector<LocalApp> PlanApps(const Topology& topology, const DaemonSettings& settings,
                                const DaemonPaths& daemons,
-                               const std::function<std::string(const std::string&)>& app_socket_of);
+                               const std::function<std::string(const std::string&)>& app_socket_of,
+                               const AddressOf& address_of = nullptr);
 
 absl::StatusOr<LocalPlan> PlanLocal(const Topology& topology, const DaemonSettings& settings,
                                     const DaemonPaths& daemons);
 
 // Runs the plan. `progress` (may be null) is polled and printed about once a
-// second. Creates OUT/logs.
+// second. Creates OUT/logs. With qkd apps, writes their PSKs and OUT/pki
+// (PrepareQkd) before the apps start and prints plan.key_fetch to
+// `serve.out`. When qworld and the qnodes are gone, apps get kAppGrace to
+// write their results; then they are stopped with SIGTERM (qnet-qkd exits 0 or
+// 3 for an aborted session; an app's exit status is its result, not the
+// run's: TOPO-45), unless `serve.serve_keys` keeps them serving (see
+// ServeOptions); the run's status is OK after that wait.
 absl::Status RunLocal(const Topology& topology, const LocalPlan& plan, const std::string& out_dir,
-                      absl::Duration wall_timeout, ProgressPrinter* printer);
+                      absl::Duration wall_timeout, ProgressPrinter* printer,
+                      const ServeOptions& serve = {});
+
+// Time the apps get to finish after the nodes are gone.
+inline constexpr absl::Duration kAppGrace = absl::Seconds(3);
 
 // Node names become file names and host names: letters, digits, '-', '_', '.'
 // only, and not "qworld" (its log and trace names are taken).

@@ -99,11 +99,23 @@ std::string MininetRunTag() {
   return "q" + digits;
 }
 
+std::string MininetNodeAddress(const Topology& topology, const std::string& node) {
+  for (size_t k = 0; k < topology.links.size(); ++k) {
+    if (topology.links[k].a == node) return LinkSubnetPrefix(k) + "1";
+    if (topology.links[k].b == node) return LinkSubnetPrefix(k) + "2";
+  }
+  return "";
+}
+
 absl::StatusOr<std::string> MininetPlanJson(const Topology& topology,
                                             const DaemonSettings& settings,
                                             const DaemonPaths& daemons, const std::string& tag,
-                                            absl::Duration wall_timeout) {
+                                            absl::Duration wall_timeout, bool serve_keys) {
   if (absl::Status s = CheckNodeNamesUsable(topology); !s.ok()) return s;
+  if (absl::Status s = CheckQkdApps(topology); !s.ok()) return s;
+  const AddressOf address_of = [&topology](const std::string& node) {
+    return MininetNodeAddress(topology, node);
+  };
   if (topology.nodes.size() > 999)
     return absl::InvalidArgumentError("the mininet backend runs at most 999 nodes");
   if (topology.links.size() >= 65535)
@@ -177,10 +189,10 @@ absl::StatusOr<std::string> MininetPlanJson(const Topology& topology,
   // is reachable across namespaces.
   Value apps;
   apps.mutable_list_value();
-  for (const LocalApp& app :
-       PlanApps(topology, settings, daemons, [&settings](const std::string& node) {
-         return AppSocketPath(settings.out_dir, node);
-       })) {
+  for (const LocalApp& app : PlanApps(
+           topology, settings, daemons,
+           [&settings](const std::string& node) { return AppSocketPath(settings.out_dir, node); },
+           address_of)) {
     *apps.mutable_list_value()->add_values() = Object({{"name", Str(app.name)},
                                                        {"node", Str(app.node)},
                                                        {"kind", Str(app.kind)},
@@ -189,6 +201,15 @@ absl::StatusOr<std::string> MininetPlanJson(const Topology& topology,
                                                        {"log", Str(app.log_path)},
                                                        {"result", Str(app.result_path)}});
   }
+
+  Value fetch;
+  fetch.mutable_list_value();
+  for (const KeyFetchCommand& c : KeyFetchCommands(topology, settings.out_dir, address_of)) {
+    *fetch.mutable_list_value()->add_values() =
+        Object({{"node", Str(c.node)}, {"command", Str(c.command)}});
+  }
+  Value serve;
+  serve.set_bool_value(serve_keys);
 
   Value plan = Object({
       {"tag", Str(tag)},
@@ -203,6 +224,8 @@ absl::StatusOr<std::string> MininetPlanJson(const Topology& topology,
       {"nodes", nodes},
       {"links", links},
       {"apps", apps},
+      {"qkd_fetch", fetch},
+      {"serve_keys", serve},
   });
   std::string json;
   google::protobuf::util::JsonPrintOptions options;
@@ -215,7 +238,7 @@ absl::StatusOr<std::string> MininetPlanJson(const Topology& topology,
 }
 
 absl::Status RunMininet(const Topology& topology, const DaemonSettings& settings,
-                        const DaemonPaths& daemons, absl::Duration wall_timeout) {
+                        const DaemonPaths& daemons, absl::Duration wall_timeout, bool serve_keys) {
   const std::string driver = SelfDir() + "/qnet_mininet.py";
   std::error_code ec;
   if (!fs::is_regular_file(driver, ec)) {
@@ -228,8 +251,14 @@ absl::Status RunMininet(const Topology& topology, const DaemonSettings& settings
     return absl::InternalError(
         absl::StrCat("cannot create ", settings.out_dir, "/logs: ", ec.message()));
   absl::StatusOr<std::string> plan =
-      MininetPlanJson(topology, settings, daemons, MininetRunTag(), wall_timeout);
+      MininetPlanJson(topology, settings, daemons, MininetRunTag(), wall_timeout, serve_keys);
   if (!plan.ok()) return plan.status();
+  if (absl::Status s = PrepareQkd(
+          topology, settings.out_dir,
+          [&topology](const std::string& node) { return MininetNodeAddress(topology, node); });
+      !s.ok()) {
+    return s;
+  }
   const std::string plan_path = settings.out_dir + "/plan.json";
   {
     std::ofstream out(plan_path, std::ios::binary | std::ios::trunc);
@@ -247,12 +276,16 @@ absl::Status RunMininet(const Topology& topology, const DaemonSettings& settings
   // The driver enforces the wall timeout itself; this outer limit only
   // catches a driver that hangs, with time for its teardown.
   const absl::Duration teardown = absl::Seconds(60);
-  WaitResult r = group.Wait(absl::Now() + wall_timeout + teardown);
+  // With --serve-keys the driver serves until Ctrl-C, which ends it with
+  // status 0 once the run itself is over.
+  WaitResult r =
+      group.Wait(serve_keys ? absl::InfiniteFuture() : absl::Now() + wall_timeout + teardown);
   if (r.end == WaitEnd::kInterrupted || r.end == WaitEnd::kTimedOut) {
     ChildGroup::ClearInterrupt();  // a second Ctrl-C during teardown kills the driver
     group.Signal(SIGTERM);
     WaitResult after = group.Wait(absl::Now() + teardown);
     if (after.end == WaitEnd::kTimedOut || after.end == WaitEnd::kInterrupted) group.KillAll();
+    if (serve_keys && after.end == WaitEnd::kAllExited) return absl::OkStatus();
     if (r.end == WaitEnd::kInterrupted) {
       return absl::CancelledError(absl::StrCat("interrupted by ", strsignal(r.interrupt_signal),
                                                "; the Mininet network was torn down"));

@@ -20,6 +20,14 @@
 //                  programs (PlanApps) started in their node's host after the
 //                  qnodes; not part of the run's success: an app that exits
 //                  without its result file gets one with "ok": false
+//   qkd_fetch      [{node, command}]: key-fetch commands (qkd_setup.h); the
+//                  driver prints each as `mnexec -a PID COMMAND` with the pid
+//                  of the node's host (its network namespace), node "" as is
+//   serve_keys     true: after the run, the apps still running (qkd KMEs)
+//                  keep serving until SIGINT/SIGTERM, which then ends the
+//                  driver with status 0 (TOPO-45)
+// A node's address (its KME address, MininetNodeAddress) is its address on
+// its first link in topology order.
 // Link k (topology order, from 0) gets subnet 10.(n / 256).(n % 256).0/30 with
 // n = k + 1, a = .1 and b = .2; a qnode listens on 0.0.0.0:kMininetPort in its
 // host and dials its peers at their address on the shared link.
@@ -52,12 +60,17 @@ std::string MininetRunTag();
 absl::StatusOr<std::string> MininetPlanJson(const Topology& topology,
                                             const DaemonSettings& settings,
                                             const DaemonPaths& daemons, const std::string& tag,
-                                            absl::Duration wall_timeout);
+                                            absl::Duration wall_timeout, bool serve_keys = false);
 
-// Writes OUT/plan.json and runs the driver found next to the qnet binary.
-// The caller has checked CheckMininetPrerequisites().
+// The address of `node` in the Mininet network ("" for a node without links).
+std::string MininetNodeAddress(const Topology& topology, const std::string& node);
+
+// Writes OUT/plan.json, the qkd apps' PSKs and PKI (PrepareQkd), and runs the
+// driver found next to the qnet binary. The caller has checked
+// CheckMininetPrerequisites().
 absl::Status RunMininet(const Topology& topology, const DaemonSettings& settings,
-                        const DaemonPaths& daemons, absl::Duration wall_timeout);
+                        const DaemonPaths& daemons, absl::Duration wall_timeout,
+                        bool serve_keys = false);
 
 }  // namespace qnet::launcher
 

@@ -25,6 +25,10 @@ absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args) {
       have_topology = true;
       continue;
     }
+    if (arg == "--serve-keys") {
+      options.serve_keys = true;
+      continue;
+    }
     std::string name = arg, value;
     bool has_value = false;
     if (const size_t eq = arg.find('='); eq != std::string::npos) {
@@ -36,7 +40,8 @@ absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args) {
         name != "--wall-timeout") {
       return absl::InvalidArgumentError(absl::StrCat(
           "unknown flag '", name,
-          "' for qnet run (flags: --backend, --seed, --out, --duration, --wall-timeout)"));
+          "' for qnet run (flags: --backend, --seed, --out, --duration, --wall-timeout, "
+          "--serve-keys)"));
     }
     if (!has_value) {
       if (i + 1 >= args.size())
@@ -70,6 +75,10 @@ absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args) {
     }
   }
   if (!have_topology) return absl::InvalidArgumentError("qnet run needs a topology file");
+  if (options.serve_keys && options.backend == "sim") {
+    return absl::InvalidArgumentError(
+        "--serve-keys needs --backend local or mininet (the sim backend runs no KME)");
+  }
   return options;
 }
 

@@ -20,9 +20,13 @@ struct RunOptions {
   std::optional<std::string> out_dir;
   std::optional<double> duration_s;
   std::optional<double> wall_timeout_s;  // overrides WallTimeout()
+  // --serve-keys (no value): after the report, the qkd apps' KMEs keep
+  // serving until Ctrl-C (TOPO-45); local and mininet backends.
+  bool serve_keys = false;
 };
 
-// Parses the arguments after `qnet run`; accepts --flag VALUE and --flag=VALUE.
+// Parses the arguments after `qnet run`; accepts --flag VALUE and --flag=VALUE
+// (--serve-keys takes no value).
 absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args);
 
 // results/<name>-<backend>-<UTC timestamp>, relative to the working directory;
