@@ -5,6 +5,7 @@
 // switch of the peer must make the program abort with the reason the spec
 // names, hand out no key, and say so in its result.
 #include <cmath>
+#include <ostream>
 #include <string>
 
 #include "apps/qkd/postproc/bits.h"
@@ -188,6 +189,8 @@ struct AuthCase {
   Bug bug;
   const char* reason;
 };
+
+void PrintTo(const AuthCase& c, std::ostream* os) { *os << c.name; }
 
 class QkdAuth : public ::testing::TestWithParam<AuthCase> {};
 
