@@ -156,6 +156,9 @@ TEST(QkdSummaryTest, ResultAndKeyFilesGiveTheDefinedFigures) {
   EXPECT_THAT(report, HasSubstr("yes (8000 bits)"));
   EXPECT_THAT(report, HasSubstr("eve: aborted: QBER Z 0.25 above 0.11"));
   EXPECT_THAT(report, HasSubstr("gone: apps/gone.json: cannot open"));
+  // RES-33: the app table points to the QKD table instead of repeating every field.
+  EXPECT_THAT(report, HasSubstr("see the QKD table"));
+  EXPECT_THAT(report, ::testing::Not(HasSubstr("secret_bits 9472")));
 }
 
 // RES-35: values out of range or of the wrong type do not reach the summary.

@@ -101,14 +101,19 @@ std::string Connections(const v1::Summary& s) {
   return out;
 }
 
-// RES-33: one row per app with its status and results.
+// RES-33: one row per app with its status and results (a qkd app's are in
+// the QKD table, RES-39).
 std::string Apps(const v1::Summary& s) {
   if (s.apps().empty()) return "";
   std::vector<std::vector<std::string>> rows = {{"app", "kind", "ends", "status", "results"}};
   for (const v1::AppSummary& a : s.apps()) {
     std::vector<std::string> parts;
-    for (const v1::NamedValue& r : a.results())
-      parts.push_back(absl::StrFormat("%s %g", r.name(), r.value()));
+    if (a.kind() == "qkd") {
+      parts.push_back("see the QKD table");  // RES-39 has its figures
+    } else {
+      for (const v1::NamedValue& r : a.results())
+        parts.push_back(absl::StrFormat("%s %g", r.name(), r.value()));
+    }
     if (!a.error().empty()) parts.push_back(a.error());
     rows.push_back({a.name(), a.kind(), absl::StrCat(a.node(), " - ", a.peer()), a.status(),
                     absl::StrJoin(parts, ", ")});
