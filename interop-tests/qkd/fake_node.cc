@@ -284,7 +284,7 @@ void FakeNetwork::Establish() {
   for (const ScriptedPair& p : options_.pairs) {
     for (int e : {a, b}) {
       const int view = e == a ? 0 : 1;
-      if (!p.held[view] || chan_[e] == nullptr) continue;
+      if (chan_[e] == nullptr) continue;
       AppEvent ev;
       auto* pair = ev.mutable_pair();
       pair->set_connection(connection_[e]);
@@ -295,6 +295,13 @@ void FakeNetwork::Establish() {
       pair->set_basis(p.basis_x[view] ? physical::v1::BASIS_X : physical::v1::BASIS_Z);
       pair->set_result(p.result[view]);
       Emit(e, std::move(ev));
+      if (!p.held[view]) {  // delivered, then expired at this end (APP-15)
+        AppEvent expired;
+        expired.mutable_pair_expired()->set_connection(connection_[e]);
+        expired.mutable_pair_expired()->set_pair_id(p.id);
+        expired.mutable_pair_expired()->set_detail("scripted expiry");
+        Emit(e, std::move(expired));
+      }
     }
   }
   for (int e : {a, b}) {

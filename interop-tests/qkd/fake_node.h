@@ -11,9 +11,10 @@
 //   Connect{...}    -> Reply{connection}; once the other end is bound at the
 //                      remote port (a ScriptedApp is always bound) Connected to
 //                      both ends (initiator: the Connect's request_id; the
-//                      other: 0), then every scripted pair to each end that
-//                      holds it (Pair, measured, basis and raw result, pair
-//                      ids 1..N, time_ns = id * pair_interval_ns).
+//                      other: 0), then every scripted pair to each end (Pair,
+//                      measured, basis and raw result, pair ids 1..N, time_ns
+//                      = id * pair_interval_ns), followed by PairExpired at
+//                      an end that does not hold it.
 //   Send{data}      -> Reply OK; Data at the other end (relayed, in order).
 //   Close           -> Reply OK; Closed{LOCAL} here, Closed{PEER} there.
 //   (app socket closed while connected) -> Closed{PEER} there (APP-13).

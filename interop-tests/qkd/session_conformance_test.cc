@@ -27,6 +27,15 @@ v1::SessionParams ShortParams() {
   return p;
 }
 
+// Blocks of 60000 Z-sifted bits with Z at 0.8: each block leaves key after
+// the pad refills (smaller blocks can give all their key to the pads).
+v1::SessionParams LargeBlocks() {
+  v1::SessionParams p = DefaultParams();
+  p.set_block_bits(60000);
+  p.set_z_probability(0.8);
+  return p;
+}
+
 IutOptions ProgramAs(int end, std::vector<ScriptedPair> pairs, v1::SessionParams params,
                      Bug bug = Bug::kNone, uint64_t bug_seq = 3) {
   IutOptions o;
@@ -152,6 +161,35 @@ TEST(QkdSession, QKD_K1_ProgramAsBobAndReferenceAliceHoldTheSameKey) {
   EXPECT_EQ(run.Stop(1), 0) << run.Log(1);
 }
 
+// ---- sifting with expired pairs (QKD-S10, S11, S13, S14) ----
+
+class QkdExpiry : public ::testing::TestWithParam<int> {};
+
+TEST_P(QkdExpiry, QKD_S13_ExpiredPairsLeaveTheKeysEqual) {
+  // 5 % of the ids are held at one end only (Pair then PairExpired there).
+  const int end = GetParam();
+  // 300000 pairs, Z with 0.8 (LargeBlocks): 3 blocks of 60000.
+  const auto pairs = MakePairs(300000, 0.8, 0.02, 0.02, 33, 0.05);
+  uint64_t both_held = 0;
+  for (const ScriptedPair& p : pairs) both_held += p.held[0] && p.held[1];
+  IutRun run(ProgramAs(end, pairs, LargeBlocks()));
+  START_RUN(run);
+  const auto r = run.Result(end);
+  ASSERT_EQ(r.at("aborted"), "false") << run.Describe();
+  EXPECT_EQ(r.at("ok"), "true");
+  ASSERT_TRUE(run.peer()->result().violations.empty()) << run.Describe();
+  // QKD-R1 `pairs`: ids both ends held in sifted ranges, exactly.
+  EXPECT_EQ(JsonNumber(r, "pairs"), static_cast<double>(both_held));
+  EXPECT_EQ(JsonNumber(r, "blocks"), static_cast<double>(run.peer()->result().blocks));
+  ASSERT_GT(run.peer()->key_stream_bits(), 0u);
+  EXPECT_EQ(run.Key(end), run.peer()->KeyStreamBytes());
+}
+
+INSTANTIATE_TEST_SUITE_P(QkdSession, QkdExpiry, ::testing::Values(0, 1),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return std::string(info.param == 0 ? "ProgramAsAlice" : "ProgramAsBob");
+                         });
+
 // ---- parameter estimation (QKD-E6): above the threshold, no key ----
 
 TEST(QkdSession, QKD_E6_ProgramAsBobAbortsWhenQberZIsAboveTheThreshold) {
@@ -267,10 +305,7 @@ TEST(QkdSession, QKD_S8_ProgramAsAliceTakesThePeersAbort) {
 TEST(QkdSession, QKD_V4_ProgramAsBobDropsABlockThatFailsVerificationAndGoesOn) {
   // 300000 pairs, Z with 0.8: 192000 Z-sifted bits, 3 blocks of 60000 (each
   // leaves key after the pad refills); block 1's Verify carries a wrong hash.
-  v1::SessionParams p = DefaultParams();
-  p.set_block_bits(60000);
-  p.set_z_probability(0.8);
-  IutRun run(ProgramAs(1, MakePairs(300000, 0.8, 0.02, 0.02, 32), p, Bug::kBadVerify));
+  IutRun run(ProgramAs(1, MakePairs(300000, 0.8, 0.02, 0.02, 32), LargeBlocks(), Bug::kBadVerify));
   START_RUN(run);
   const auto r = run.Result(1);
   ASSERT_EQ(r.at("aborted"), "false") << run.Describe();
