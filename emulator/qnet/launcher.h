@@ -3,7 +3,7 @@
 // progress, collects traces and results, tears everything down).
 //
 //   qnet run TOPOLOGY.xml [--backend sim|local|mininet] [--seed N] [--out DIR] [--duration S]
-//            [--wall-timeout S]
+//            [--wall-timeout S] [--serve-keys]
 //   qnet report DIR
 //
 // `run` loads the topology (errors name file, line and attribute), applies
@@ -13,6 +13,11 @@
 // (results::Summarize / WriteSummary) and prints results::RenderReport.
 // `report` prints the report of a finished run: from OUT/summary.json, or made
 // from the traces and OUT/topology.xml when summary.json is missing.
+//
+// With qkd apps (specs/topology.md TOPO-40..TOPO-45) a real-process run
+// writes their PSKs and OUT/pki first, prints where SAEs fetch keys, and with
+// --serve-keys keeps the KMEs serving after the report until Ctrl-C (exit 0).
+// An app's own failure or an aborted QKD session does not fail the run.
 //
 // Exit status: 0 on success; 1 when the run fails (the reason, naming the
 // failed process and its log, on stderr); 2 for a usage error (unknown flag,
