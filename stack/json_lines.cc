@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/util/json_util.h"
+#include "stack/trace_json.h"
 
 namespace qnet {
 namespace {
@@ -38,15 +39,21 @@ void JsonLinesTracer::Record(results::v1::TraceRecord record) {
   if (record.time_ns() == 0 && clock_ != nullptr) {
     record.set_time_ns(static_cast<uint64_t>(clock_->Now().nanos()));
   }
-  google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = false;
-  options.preserve_proto_field_names = false;
-  std::string line;
-  if (!google::protobuf::util::MessageToJsonString(record, &line, options).ok()) {
-    ++failed_;
-    return;
+  // The fast writer gives Protobuf's bytes for the records traces hold; anything
+  // else goes through Protobuf's printer (trace_json.h).
+  const size_t mark = buffer_.size();
+  if (!AppendJsonFast(record, &buffer_)) {
+    buffer_.resize(mark);
+    google::protobuf::util::JsonPrintOptions options;
+    options.add_whitespace = false;
+    options.preserve_proto_field_names = false;
+    std::string line;
+    if (!google::protobuf::util::MessageToJsonString(record, &line, options).ok()) {
+      ++failed_;
+      return;
+    }
+    buffer_ += line;
   }
-  buffer_ += line;
   buffer_ += '\n';
   ++records_;
   const int64_t t = static_cast<int64_t>(record.time_ns());
@@ -77,6 +84,13 @@ absl::Status ForEachTraceRecord(const std::string& path,
   for (int line_number = 1; std::getline(in, line); ++line_number) {
     if (absl::StripAsciiWhitespace(line).empty()) continue;
     results::v1::TraceRecord record;
+    // The fast reader takes the writer's shape; anything else (and every bad
+    // line) goes through Protobuf's parser (trace_json.h).
+    if (ParseJsonFast(line, &record)) {
+      fn(std::move(record));
+      continue;
+    }
+    record.Clear();
     const auto status = google::protobuf::util::JsonStringToMessage(line, &record, options);
     if (!status.ok()) {
       if (malformed != nullptr) {
