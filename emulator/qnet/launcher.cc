@@ -178,7 +178,7 @@ absl::Status RunCommand(const RunOptions& options, std::FILE* out) {
   }
   if (summarized) return absl::OkStatus();
   if (absl::Status s = SummarizeRun(topology, out_dir, options.backend, out); !s.ok()) return s;
-  if (options.backend != "sim" && HasQkdApps(topology)) {
+  if (options.backend != "sim" && !options.serve_keys && HasQkdApps(topology)) {
     std::fprintf(out,
                  "qkd: the key managers stopped with the run; add --serve-keys to keep them "
                  "serving after the report\n");
