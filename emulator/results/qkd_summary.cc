@@ -112,6 +112,11 @@ void SummarizeQkd(const Topology& topology, const std::string& out_dir, v1::Summ
       out->set_disclosed_bits(Count(figures->Number("disclosed_bits")));
       out->set_auth_bits_consumed(Count(figures->Number("auth_bits_consumed")));
       out->set_stored_key_bits(Count(figures->Number("stored_key_bits")));
+      out->set_auth_bits_refilled(Count(figures->Number("auth_bits_refilled")));
+      // RES-35a
+      out->set_net_key_bits(static_cast<int64_t>(out->stored_key_bits()) +
+                            static_cast<int64_t>(out->auth_bits_refilled()) -
+                            static_cast<int64_t>(out->auth_bits_consumed()));
     }
 
     // RES-36: aborted when either end says so; the reason of Alice, else Bob.

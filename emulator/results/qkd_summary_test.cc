@@ -57,15 +57,15 @@ class Folder {
 
 // QkdSession::ResultJson's fields (specs/qkd.md QKD-R*), one end.
 std::string Result(const std::string& role, bool ok, bool aborted, const std::string& reason,
-                   double qber_z, uint64_t secret_bits) {
+                   double qber_z, uint64_t secret_bits, uint64_t stored_key_bits = 8000) {
   return absl::StrCat(R"({"session": "good", "role": ")", role, R"(", "ok": )",
                       ok ? "true" : "false", R"(, "aborted": )", aborted ? "true" : "false",
                       R"(, "abort_reason": ")", reason, R"(", "qber_z": )", qber_z,
                       R"(, "qber_x": 0.031, "sifted_bits": 20000, "secret_bits": )", secret_bits,
                       R"(, "key_rate_bps": 1234.5, "ec_efficiency": 1.17, "blocks": 2,
                           "disclosed_bits": 2900, "auth_bits_consumed": 1472,
-                          "stored_key_bits": 8000, "error": ")",
-                      aborted ? reason : "", R"("})");
+                          "auth_bits_refilled": 1000, "stored_key_bits": )",
+                      stored_key_bits, R"(, "error": ")", aborted ? reason : "", R"("})");
 }
 
 // RES-34..RES-38 on one file set per case: a good session (Alice's figures,
@@ -84,7 +84,7 @@ TEST(QkdSummaryTest, ResultAndKeyFilesGiveTheDefinedFigures) {
   f.Write("apps/eve.b.json", Result("b", false, true, "peer aborted", 0.25, 0));
   f.Write("qkd/eve.a.key", "");
   f.Write("qkd/eve.b.key", "");
-  f.Write("apps/differ.json", Result("a", true, false, "", 0.01, 64));
+  f.Write("apps/differ.json", Result("a", true, false, "", 0.01, 64, 64));
   f.Write("apps/differ.b.json", "{not json");
   f.Write("qkd/differ.a.key", "abcdefgh");
   f.Write("qkd/differ.b.key", "abcdefgX");
@@ -108,6 +108,9 @@ TEST(QkdSummaryTest, ResultAndKeyFilesGiveTheDefinedFigures) {
   EXPECT_EQ(good.disclosed_bits(), 2900u);
   EXPECT_EQ(good.auth_bits_consumed(), 1472u);
   EXPECT_EQ(good.stored_key_bits(), 8000u);
+  EXPECT_EQ(good.auth_bits_refilled(), 1000u);
+  EXPECT_EQ(good.net_key_bits(), 8000 + 1000 - 1472);  // RES-35a
+  EXPECT_EQ(s->qkd(2).net_key_bits(), 64 + 1000 - 1472);
   EXPECT_FALSE(good.aborted());
   EXPECT_EQ(good.abort_reason(), "");
   EXPECT_TRUE(good.keys_match());  // RES-37
@@ -158,6 +161,10 @@ TEST(QkdSummaryTest, ResultAndKeyFilesGiveTheDefinedFigures) {
   EXPECT_THAT(report, HasSubstr("gone: apps/gone.json: cannot open"));
   // RES-33: the app table points to the QKD table instead of repeating every field.
   EXPECT_THAT(report, HasSubstr("see the QKD table"));
+  // RES-35a: the net key, and a note when the tags cost more than the session made.
+  EXPECT_THAT(report, HasSubstr("7528"));
+  EXPECT_THAT(report, HasSubstr("differ: authentication used 408 pre-shared bits more"));
+  EXPECT_THAT(report, Not(HasSubstr("good: authentication used")));
   EXPECT_THAT(report, ::testing::Not(HasSubstr("secret_bits 9472")));
 }
 

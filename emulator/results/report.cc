@@ -125,7 +125,7 @@ std::string Apps(const v1::Summary& s) {
 std::string Qkd(const v1::Summary& s) {
   if (s.qkd().empty()) return "";
   std::vector<std::vector<std::string>> rows = {{"qkd", "ends", "QBER Z %", "QBER X %", "sifted",
-                                                 "secret", "rate bit/s", "f", "aborted",
+                                                 "secret", "net", "rate bit/s", "f", "aborted",
                                                  "keys match"}};
   std::string notes;
   for (const v1::QkdSummary& q : s.qkd()) {
@@ -136,6 +136,7 @@ std::string Qkd(const v1::Summary& s) {
         absl::StrFormat("%.2f", 100 * q.qber_x()),
         absl::StrCat(q.sifted_bits()),
         absl::StrCat(q.secret_bits()),
+        absl::StrCat(q.net_key_bits()),
         absl::StrFormat("%.1f", q.key_rate_bps()),
         q.ec_efficiency() > 0 ? absl::StrFormat("%.3f", q.ec_efficiency()) : "-",
         q.aborted() ? "yes" : "no",
@@ -143,8 +144,14 @@ std::string Qkd(const v1::Summary& s) {
     });
     if (q.aborted()) absl::StrAppend(&notes, q.name(), ": aborted: ", q.abort_reason(), "\n");
     if (!q.error().empty()) absl::StrAppend(&notes, q.name(), ": ", q.error(), "\n");
+    if (!q.aborted() && q.net_key_bits() < 0) {
+      absl::StrAppend(&notes, q.name(), ": authentication used ", -q.net_key_bits(),
+                      " pre-shared bits more than the session made (blocks of about 10^5 bits "
+                      "pay for their tags; specs/qkd.md QKD-R6)\n");
+    }
   }
-  std::string out = Table(rows, {false, false, true, true, true, true, true, true, false, false});
+  std::string out =
+      Table(rows, {false, false, true, true, true, true, true, true, true, false, false});
   absl::StrAppend(&out, notes);
   return out;
 }
