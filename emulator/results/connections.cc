@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "emulator/results/app_result_file.h"
 #include "emulator/results/stats.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -261,32 +262,15 @@ void ConnectionSummarizer::FinishConnection(int index, v1::ConnectionSummary* ou
 
 namespace {
 
-// One app result file, parsed (RES-31).
-struct AppFile {
-  std::string name;  // "apps/NAME.json" or "apps/NAME.SUFFIX.json"
+// One app result file, parsed (RES-31), and which program of the pair wrote it.
+struct AppFile : AppResultFile {
   std::string suffix;
-  bool readable = false;
-  std::string error;  // why it could not be read
-  google::protobuf::Struct object;
 };
 
 AppFile ReadAppFile(const std::string& dir, const std::string& file, const std::string& suffix) {
   AppFile f;
-  f.name = absl::StrCat("apps/", file);
+  static_cast<AppResultFile&>(f) = ReadAppResultFile(dir, file);
   f.suffix = suffix;
-  std::ifstream in(absl::StrCat(dir, "/", file), std::ios::binary);
-  if (!in) {
-    f.error = absl::StrCat(f.name, ": cannot open");
-    return f;
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  const auto status = google::protobuf::util::JsonStringToMessage(text.str(), &f.object);
-  if (!status.ok()) {
-    f.error = absl::StrCat(f.name, ": not a JSON object: ", std::string(status.message()));
-    return f;
-  }
-  f.readable = true;
   return f;
 }
 

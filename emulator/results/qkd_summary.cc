@@ -12,53 +12,17 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "emulator/results/app_result_file.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace qnet::results {
 namespace {
 
-struct ResultFile {
-  std::string name;  // "apps/NAME.json"
-  bool readable = false;
-  std::string error;
-  google::protobuf::Struct object;
-
-  std::optional<double> Number(const std::string& key) const {
-    auto it = object.fields().find(key);
-    if (it == object.fields().end() || !it->second.has_number_value()) return std::nullopt;
-    const double v = it->second.number_value();
-    return std::isfinite(v) ? std::optional<double>(v) : std::nullopt;
-  }
-  std::optional<bool> Bool(const std::string& key) const {
-    auto it = object.fields().find(key);
-    if (it == object.fields().end() || !it->second.has_bool_value()) return std::nullopt;
-    return it->second.bool_value();
-  }
-  std::string Text(const std::string& key) const {
-    auto it = object.fields().find(key);
-    if (it == object.fields().end() || !it->second.has_string_value()) return "";
-    return it->second.string_value();
-  }
-};
+using ResultFile = AppResultFile;
 
 ResultFile ReadResult(const std::string& out_dir, const std::string& file) {
-  ResultFile f;
-  f.name = absl::StrCat("apps/", file);
-  std::ifstream in(absl::StrCat(out_dir, "/", f.name), std::ios::binary);
-  if (!in) {
-    f.error = absl::StrCat(f.name, ": cannot open");
-    return f;
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  const auto status = google::protobuf::util::JsonStringToMessage(text.str(), &f.object);
-  if (!status.ok()) {
-    f.error = absl::StrCat(f.name, ": not a JSON object: ", std::string(status.message()));
-    return f;
-  }
-  f.readable = true;
-  return f;
+  return ReadAppResultFile(absl::StrCat(out_dir, "/apps"), file);
 }
 
 // A key file's bytes; nullopt when it cannot be opened.
