@@ -171,6 +171,31 @@ InProcessApps::InProcessApps(
 
 InProcessApps::~InProcessApps() = default;
 
+// Teleport and CHSH take the same options (pairs, min_fidelity, window, role,
+// own port, peer node and port): the initiator at the app's node, the
+// responder at its peer, each pointing at the other.
+template <typename AppT, typename OptionsT>
+void InProcessApps::MakePairSides(const AppSpec& spec, uint32_t window, uint32_t own_port,
+                                  uint32_t port, typename OptionsT::Role initiator_role,
+                                  typename OptionsT::Role responder_role, App* app) {
+  OptionsT o;
+  o.pairs = spec.pairs;
+  o.min_fidelity = spec.min_fidelity;
+  o.window = window;
+  o.role = initiator_role;
+  o.port = own_port;
+  o.peer = spec.peer;
+  o.peer_port = port;
+  app->initiator =
+      std::make_unique<Side<AppT>>(app->initiator_client.get(), app->initiator_rng.get(), o);
+  o.role = responder_role;
+  o.port = port;
+  o.peer = spec.node;
+  o.peer_port = own_port;
+  app->responder =
+      std::make_unique<Side<AppT>>(app->responder_client.get(), app->responder_rng.get(), o);
+}
+
 absl::Status InProcessApps::Init() {
   const node::AssignedPorts ports = node::AssignPorts(topology_);
   for (size_t i = 0; i < topology_.apps.size(); ++i) {
@@ -208,22 +233,9 @@ absl::Status InProcessApps::Init() {
     app.responder_rng =
         std::make_unique<Rng>(root_.Fork(absl::StrCat("app/", spec.name, "/", app.responder_role)));
     if (spec.kind == "teleport") {
-      apps::TeleportOptions o;
-      o.pairs = spec.pairs;
-      o.min_fidelity = spec.min_fidelity;
-      o.window = window;
-      o.role = apps::TeleportOptions::Role::kSender;
-      o.port = own_port;
-      o.peer = spec.peer;
-      o.peer_port = port;
-      app.initiator = std::make_unique<Side<apps::TeleportApp>>(app.initiator_client.get(),
-                                                                app.initiator_rng.get(), o);
-      o.role = apps::TeleportOptions::Role::kReceiver;
-      o.port = port;
-      o.peer = spec.node;
-      o.peer_port = own_port;
-      app.responder = std::make_unique<Side<apps::TeleportApp>>(app.responder_client.get(),
-                                                                app.responder_rng.get(), o);
+      MakePairSides<apps::TeleportApp, apps::TeleportOptions>(
+          spec, window, own_port, port, apps::TeleportOptions::Role::kSender,
+          apps::TeleportOptions::Role::kReceiver, &app);
     } else if (spec.kind == "qkd") {
       qkd::QkdOptions o;
       if (absl::Status s = QkdParams(topology_, spec, &o); !s.ok()) return s;
@@ -247,22 +259,9 @@ absl::Status InProcessApps::Init() {
       app.responder =
           std::make_unique<QkdSide>(app.responder_client.get(), app.responder_rng.get(), o);
     } else {
-      apps::ChshOptions o;
-      o.pairs = spec.pairs;
-      o.min_fidelity = spec.min_fidelity;
-      o.window = window;
-      o.role = apps::ChshOptions::Role::kA;
-      o.port = own_port;
-      o.peer = spec.peer;
-      o.peer_port = port;
-      app.initiator = std::make_unique<Side<apps::ChshApp>>(app.initiator_client.get(),
-                                                            app.initiator_rng.get(), o);
-      o.role = apps::ChshOptions::Role::kB;
-      o.port = port;
-      o.peer = spec.node;
-      o.peer_port = own_port;
-      app.responder = std::make_unique<Side<apps::ChshApp>>(app.responder_client.get(),
-                                                            app.responder_rng.get(), o);
+      MakePairSides<apps::ChshApp, apps::ChshOptions>(spec, window, own_port, port,
+                                                      apps::ChshOptions::Role::kA,
+                                                      apps::ChshOptions::Role::kB, &app);
     }
     apps_.push_back(std::move(app));
   }

@@ -119,6 +119,11 @@ class InProcessApps {
     std::unique_ptr<Timer> start;
   };
 
+  template <typename AppT, typename OptionsT>
+  void MakePairSides(const AppSpec& spec, uint32_t window, uint32_t own_port, uint32_t port,
+                     typename OptionsT::Role initiator_role, typename OptionsT::Role responder_role,
+                     App* app);
+
   const Topology& topology_;
   Runtime* runtime_;
   Rng root_;
