@@ -178,6 +178,23 @@ void FakeNetwork::Forget(const std::string& node, const app::v1::QubitRef& q) {
   qubits_.erase(it);
 }
 
+// Werner = Bell mixture: PHI_PLUS with w + (1-w)/4, each other Bell state
+// (1-w)/4; the pair's two qubits go to handles[0] and handles[1].
+void FakeNetwork::AddWernerPair(double w, int handles[2]) {
+  uint32_t x = 0, z = 0;
+  if (!rng_.Bernoulli(w)) {
+    const uint64_t k = rng_.Below(4);
+    x = k & 1;
+    z = (k >> 1) & 1;
+  }
+  handles[0] = state_.Add();
+  handles[1] = state_.Add();
+  state_.Apply(handles[0], GateMatrix(physical::v1::GATE_KIND_H, 0).m);
+  state_.Cnot(handles[0], handles[1]);
+  if (x) state_.Apply(handles[1], GateMatrix(physical::v1::GATE_KIND_X, 0).m);
+  if (z) state_.Apply(handles[1], GateMatrix(physical::v1::GATE_KIND_Z, 0).m);
+}
+
 uint32_t FakeNetwork::Measure(int handle, physical::v1::Basis basis, double angle) {
   switch (basis) {
     case physical::v1::BASIS_Z:
@@ -380,21 +397,10 @@ void FakeNetwork::Generate() {
     if (id != c->end[0].id) continue;                           // once per connection
     if (c->qos.type() == app::v1::PAIR_TYPE_MEASURE) continue;  // GenerateMeasured
     while (c->open && c->end[0].held < c->window && c->end[1].held < c->window) {
-      // Werner = Bell mixture: PHI_PLUS with w + (1-w)/4, each other (1-w)/4.
-      uint32_t x = 0, z = 0;
-      if (!rng_.Bernoulli(w)) {
-        const uint64_t k = rng_.Below(4);
-        x = k & 1;
-        z = (k >> 1) & 1;
-      }
-      const int h0 = state_.Add(), h1 = state_.Add();
-      state_.Apply(h0, GateMatrix(physical::v1::GATE_KIND_H, 0).m);
-      state_.Cnot(h0, h1);
-      if (x) state_.Apply(h1, GateMatrix(physical::v1::GATE_KIND_X, 0).m);
-      if (z) state_.Apply(h1, GateMatrix(physical::v1::GATE_KIND_Z, 0).m);
+      int handles[2];
+      AddWernerPair(w, handles);
       const uint64_t pair_id = c->next_pair++;
       ++pairs_generated_;
-      const int handles[2] = {h0, h1};
       for (int s = 0; s < 2; ++s) {
         qubits_[{c->end[s].node, {c->end[s].id, pair_id}}] =
             Qubit{handles[s], c->end[s].node, c->end[s].id};
@@ -447,20 +453,10 @@ bool FakeNetwork::GenerateMeasured() {
         pending_.clear();
         break;
       }
-      uint32_t x = 0, z = 0;
-      if (!rng_.Bernoulli(w)) {
-        const uint64_t k = rng_.Below(4);
-        x = k & 1;
-        z = (k >> 1) & 1;
-      }
-      const int h0 = state_.Add(), h1 = state_.Add();
-      state_.Apply(h0, GateMatrix(physical::v1::GATE_KIND_H, 0).m);
-      state_.Cnot(h0, h1);
-      if (x) state_.Apply(h1, GateMatrix(physical::v1::GATE_KIND_X, 0).m);
-      if (z) state_.Apply(h1, GateMatrix(physical::v1::GATE_KIND_Z, 0).m);
+      int handles[2];
+      AddWernerPair(w, handles);
       const uint64_t pair_id = c->next_pair++;
       ++pairs_generated_;
-      const int handles[2] = {h0, h1};
       for (int s = 0; s < 2; ++s) {
         physical::v1::Basis basis = physical::v1::BASIS_Z;
         switch (c->qos.basis()) {

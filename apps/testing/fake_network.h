@@ -98,6 +98,7 @@ class FakeNetwork {
   // One batch of measure pairs per open measure connection; false if none.
   bool GenerateMeasured();
   void Close(uint64_t connection, app::v1::CloseReason local_reason);
+  void AddWernerPair(double w, int handles[2]);
   uint32_t Measure(int handle, physical::v1::Basis basis, double angle);
   Qubit* Find(const std::string& node, const app::v1::QubitRef& q);
   void Forget(const std::string& node, const app::v1::QubitRef& q);
