@@ -27,6 +27,9 @@ ABSL_FLAG(std::optional<double>, duration, std::nullopt,
           "emulated seconds to run (default: the topology's)");
 ABSL_FLAG(double, grace, 0.05, "emulated seconds after the duration before Stop is sent");
 ABSL_FLAG(double, start_delay_ms, 300, "wall milliseconds from the last Hello to the epoch");
+ABSL_FLAG(double, max_start_lag_ms, 5,
+          "wall milliseconds before its arrival a batch may start, at the ends' reference time "
+          "(specs/physical.md PHYS-B4a)");
 
 namespace {
 
@@ -58,6 +61,7 @@ int main(int argc, char** argv) {
   options.duration_s = absl::GetFlag(FLAGS_duration);
   options.grace_s = absl::GetFlag(FLAGS_grace);
   options.start_delay = absl::Milliseconds(absl::GetFlag(FLAGS_start_delay_ms));
+  options.max_start_lag_wall = absl::Milliseconds(absl::GetFlag(FLAGS_max_start_lag_ms));
 
   absl::StatusOr<std::unique_ptr<qnet::EventRuntime>> runtime = qnet::EventRuntime::Create();
   if (!runtime.ok()) return Fail(std::string(runtime.status().message()));

@@ -17,8 +17,9 @@ using results::v1::DropReason;
 
 class WorldCore : public PhysicsCore {
  public:
-  WorldCore(const Topology& topology, Rng rng, world::World::Output* output)
-      : world_(topology, rng, output) {}
+  WorldCore(const Topology& topology, Rng rng, world::World::Output* output,
+            world::WorldOptions options)
+      : world_(topology, rng, output, options) {}
   void Handle(const std::string& node, const NodeToWorld& request, Time now) override {
     world_.Handle(node, request, now);
   }
@@ -98,8 +99,11 @@ absl::Status WorldServer::Init(PhysicsCoreFactory core) {
 
   const Rng root(options_.seed.value_or(topology_.seed));
   if (core == nullptr) {
-    core = [](const Topology& t, Rng rng, world::World::Output* out) {
-      return std::make_unique<WorldCore>(t, std::move(rng), out);
+    world::WorldOptions world_options;
+    // PHYS-B4a: wall time converted to emulated time.
+    world_options.max_start_lag = options_.max_start_lag_wall / topology_.time_dilation;
+    core = [world_options](const Topology& t, Rng rng, world::World::Output* out) {
+      return std::make_unique<WorldCore>(t, std::move(rng), out, world_options);
     };
   }
   core_ = core(topology_, root.Fork("qworld"), this);

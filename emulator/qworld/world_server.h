@@ -63,6 +63,9 @@ struct WorldServerOptions {
       absl::Milliseconds(300);  // wall time from the last Hello to the epoch
   double grace_s = 0.05;        // emulated seconds after the duration before Stop
   absl::Duration stop_timeout = absl::Seconds(10);  // wall time allowed for the nodes to leave
+  // PHYS-B4a: a batch may start up to this much wall time before the later
+  // of its two Generates arrived, at the ends' shared reference time.
+  absl::Duration max_start_lag_wall = absl::Milliseconds(5);
   std::function<void(const std::string&)> log;      // one line per event; default: stderr
 };
 

@@ -19,7 +19,7 @@ constexpr uint64_t kLatestDeadlineNs =
     static_cast<uint64_t>(std::numeric_limits<int64_t>::max() / 2);
 
 bool KeepsWithoutSlot(const pv::Generate& g) {
-  return g.measure_basis() == pv::BASIS_UNSPECIFIED && !g.has_slot();
+  return g.measure_basis() == pv::BASIS_UNSPECIFIED && !g.has_slot() && g.slots_size() == 0;
 }
 
 // S + cycles * cycle, or nullopt if not representable.
@@ -36,7 +36,7 @@ absl::Duration CycleOf(const LinkSpec& link) {
 }
 
 BatchPlan PlanBatch(const LinkSpec& link, const pv::Generate& a, const pv::Generate& b, Time start,
-                    Rng& rng, Time down_at) {
+                    Rng& rng, Time down_at, uint32_t pairs) {
   BatchPlan plan;
   plan.start = start;
   if (start.is_infinite()) {
@@ -75,26 +75,44 @@ BatchPlan PlanBatch(const LinkSpec& link, const pv::Generate& a, const pv::Gener
     const int64_t d = static_cast<int64_t>(deadline_ns);
     allowed = d <= start.nanos() ? 0 : static_cast<uint64_t>((d - start.nanos() + c - 1) / c);
   }
-  uint64_t n = allowed == 0 ? kUnbounded : rng.Geometric(plan.p_success);  // PHYS-B9
-  if (n != kUnbounded && !down_at.is_infinite()) {  // PHYS-L1: t_N on a cut link fails
-    const std::optional<Time> t_n = After(start, n - 1, c);
-    if (!t_n || *t_n >= down_at) n = kUnbounded;
+  // PHYS-B17: the successes follow each other; success j comes N_j attempts
+  // after success j - 1 (or the start), each N_j ~ Geometric(p), drawn in order.
+  uint64_t used = 0;
+  for (uint32_t j = 0; j < std::max<uint32_t>(pairs, 1); ++j) {
+    const uint64_t left = allowed == kUnbounded ? kUnbounded : allowed - used;
+    uint64_t n = left == 0 ? kUnbounded : rng.Geometric(plan.p_success);  // PHYS-B9
+    if (n != kUnbounded && !down_at.is_infinite()) {  // PHYS-L1: a success on a cut link fails
+      const std::optional<Time> t_n =
+          n > kUnbounded - used ? std::nullopt : After(start, used + n - 1, c);
+      if (!t_n || *t_n >= down_at) n = kUnbounded;
+    }
+    if (left != kUnbounded && n > left) {
+      finish(pv::OUTCOME_DEADLINE, allowed, allowed);  // PHYS-B11
+      return plan;
+    }
+    const std::optional<Time> end =
+        n == kUnbounded || n > kUnbounded - used ? std::nullopt : After(start, used + n, c);
+    if (!end) {
+      plan.attempts = used;
+      plan.never_ends = true;  // PHYS-B13
+      return plan;
+    }
+    used += n;
+    PairPlan pair;  // PHYS-B12
+    pair.attempts = n;
+    pair.end = *end;
+    pair.pair_time = Time::FromNanos(end->nanos() - c);
+    pair.deliver[0] = pair.pair_time + HeraldDelay(link, true);
+    pair.deliver[1] = pair.pair_time + HeraldDelay(link, false);
+    plan.successes.push_back(pair);
   }
-  if (allowed != kUnbounded && n > allowed) {
-    finish(pv::OUTCOME_DEADLINE, allowed, allowed);  // PHYS-B11
-    return plan;
-  }
-  const std::optional<Time> end = n == kUnbounded ? std::nullopt : After(start, n, c);
-  if (!end) {
-    plan.never_ends = true;  // PHYS-B13
-    return plan;
-  }
-  plan.outcome = pv::OUTCOME_SUCCESS;  // PHYS-B12
-  plan.attempts = n;
-  plan.end = *end;
-  plan.pair_time = Time::FromNanos(end->nanos() - c);
-  plan.deliver[0] = plan.pair_time + HeraldDelay(link, true);
-  plan.deliver[1] = plan.pair_time + HeraldDelay(link, false);
+  const PairPlan& last = plan.successes.back();
+  plan.outcome = pv::OUTCOME_SUCCESS;
+  plan.attempts = used;
+  plan.end = last.end;
+  plan.pair_time = last.pair_time;
+  plan.deliver[0] = last.deliver[0];
+  plan.deliver[1] = last.deliver[1];
   return plan;
 }
 

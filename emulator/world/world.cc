@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -61,11 +62,37 @@ rv::DropReason DropReasonOf(pv::ErrorCode code) {
   }
 }
 
+// PHYS-B17: at most this many pairs in one batch.
+constexpr uint32_t kMaxBatchPairs = 4096;
+
+// The slots a keep Generate offers, in the order they are filled.
+std::vector<uint32_t> SlotsOf(const pv::Generate& g) {
+  if (g.slots_size() > 0) return {g.slots().begin(), g.slots().end()};
+  if (g.has_slot()) return {g.slot()};
+  return {};
+}
+
+bool Keeps(const pv::Generate& g) { return g.measure_basis() == pv::BASIS_UNSPECIFIED; }
+
+// How many pairs an end can take in this batch (PHYS-B17).
+uint32_t CapacityOf(const pv::Generate& g) {
+  const uint32_t asked = std::max<uint32_t>(g.pairs(), 1);
+  if (!Keeps(g)) return asked;
+  const uint32_t slots = static_cast<uint32_t>(SlotsOf(g).size());
+  return g.pairs() == 0 ? slots : std::min(asked, slots);
+}
+
+// The basis of the j-th pair (from 0) of a measure-directly end.
+pv::Basis BasisOfPair(const pv::Generate& g, size_t j) {
+  return j < static_cast<size_t>(g.measure_bases_size()) ? g.measure_bases(static_cast<int>(j))
+                                                          : g.measure_basis();
+}
+
 }  // namespace
 
 class World::Impl {
  public:
-  Impl(const Topology& topology, Rng rng, Output* output);
+  Impl(const Topology& topology, Rng rng, Output* output, WorldOptions options);
 
   void Handle(const std::string& node, const pv::NodeToWorld& request, Time now);
   uint64_t Intercepted(const std::string& link) const {
@@ -93,6 +120,7 @@ class World::Impl {
     Rng rng;
     uint64_t last_batch[2] = {0, 0};
     std::optional<pv::Generate> pending[2];
+    Time pending_at[2];  // when each pending Generate arrived
     Time free_at = Time::Zero();  // end of the latest batch
     uint64_t pair_seq = 0;
     Time down_at = Time::Infinite();  // PHYS-L1
@@ -119,18 +147,22 @@ class World::Impl {
   absl::Status SetLinkDown(const std::string& link, Time at);
 
  private:
-  void RunBatch(LinkState& link, const pv::Generate& a, const pv::Generate& b, Time now);
+  void RunBatch(LinkState& link, const pv::Generate& a, const pv::Generate& b, Time start);
+  // The start a Generate that arrived at `arrival` asks for (PHYS-B4a).
+  Time RequestedStart(const pv::Generate& g, Time arrival) const;
   void MaybeIntercept(LinkState& link, uint64_t pair_seq, physics::Matrix4* rho, Time at);
   void Release(LinkState& link, int side);
 
   Output* output_;
+  const WorldOptions options_;
   std::vector<NodeState> nodes_;
   absl::flat_hash_map<std::string, uint32_t> node_index_;
   absl::flat_hash_map<std::string, LinkState> links_;
   std::unique_ptr<physics::QubitRegistry> registry_;
 };
 
-World::Impl::Impl(const Topology& topology, Rng rng, Output* output) : output_(output) {
+World::Impl::Impl(const Topology& topology, Rng rng, Output* output, WorldOptions options)
+    : output_(output), options_(options) {
   std::vector<HardwareSpec> hardware;
   for (const NodeSpec& spec : topology.nodes) {
     const HardwareSpec* h = topology.HardwareOf(spec.name);
@@ -320,9 +352,33 @@ std::optional<Refusal> World::Impl::OnGenerate(uint32_t index, const pv::Generat
   if (!(g.alpha() >= 0 && g.alpha() <= 1)) {
     return Refuse(pv::ERROR_CODE_MALFORMED, absl::StrCat("alpha ", g.alpha(), " is not in [0, 1]"));
   }
-  const bool keep = g.measure_basis() == pv::BASIS_UNSPECIFIED;
+  const bool keep = Keeps(g);
   if (!keep && !BasisOf(g.measure_basis())) {
     return Refuse(pv::ERROR_CODE_MALFORMED, absl::StrCat("unknown basis ", g.measure_basis()));
+  }
+  // PHYS-B19: the fields of a batch of several pairs.
+  if (g.pairs() > kMaxBatchPairs) {
+    return Refuse(pv::ERROR_CODE_MALFORMED,
+                  absl::StrCat(g.pairs(), " pairs in one batch (at most ", kMaxBatchPairs, ")"));
+  }
+  if (g.has_slot() && g.slots_size() > 0) {
+    return Refuse(pv::ERROR_CODE_MALFORMED, "both slot and slots are set");
+  }
+  if (keep && g.measure_bases_size() > 0) {
+    return Refuse(pv::ERROR_CODE_MALFORMED, "measure_bases on a Generate that keeps its qubits");
+  }
+  for (int j = 0; j < g.measure_bases_size(); ++j) {
+    if (!BasisOf(g.measure_bases(j))) {
+      return Refuse(pv::ERROR_CODE_MALFORMED,
+                    absl::StrCat("unknown basis ", g.measure_bases(j), " for pair ", j + 1));
+    }
+  }
+  if (g.measure_bases_size() > static_cast<int>(kMaxBatchPairs)) {
+    return Refuse(pv::ERROR_CODE_MALFORMED, "more bases than pairs a batch may have");
+  }
+  const std::vector<uint32_t> slots = SlotsOf(g);
+  if (slots.size() > kMaxBatchPairs) {
+    return Refuse(pv::ERROR_CODE_MALFORMED, "more slots than pairs a batch may have");
   }
   // PHYS-B2, PHYS-B3: batch numbering.
   if (g.batch() <= link.last_batch[side]) {
@@ -341,11 +397,15 @@ std::optional<Refusal> World::Impl::OnGenerate(uint32_t index, const pv::Generat
                   absl::StrCat("batch ", g.batch(), " is behind the peer's batch ", peer_current));
   }
   NodeState& n = nodes_[index];
-  if (g.has_slot()) {
-    const uint32_t slot = g.slot();
+  for (size_t j = 0; j < slots.size(); ++j) {
+    const uint32_t slot = slots[j];
     if (slot >= n.hardware.memories) {
       return Refuse(pv::ERROR_CODE_BAD_SLOT,
                     absl::StrCat("slot ", slot, " >= memories ", n.hardware.memories), slot);
+    }
+    if (std::find(slots.begin(), slots.begin() + static_cast<std::ptrdiff_t>(j), slot) !=
+        slots.begin() + static_cast<std::ptrdiff_t>(j)) {
+      return Refuse(pv::ERROR_CODE_MALFORMED, absl::StrCat("slot ", slot, " named twice"), slot);
     }
     if (keep && (now < n.reserved_until[slot] || registry_->Holds(QubitId{index, slot}))) {
       return Refuse(pv::ERROR_CODE_SLOT_BUSY,
@@ -355,9 +415,13 @@ std::optional<Refusal> World::Impl::OnGenerate(uint32_t index, const pv::Generat
   link.last_batch[side] = g.batch();
   if (waiting && waiting->batch() == g.batch()) {
     const pv::Generate other = *waiting;
+    const Time other_at = link.pending_at[peer];
     Release(link, peer);
     link.pending[peer].reset();
-    RunBatch(link, side == 0 ? g : other, side == 0 ? other : g, now);
+    // PHYS-B4, PHYS-B4a: the batch starts when both ends asked for it, and
+    // never before the link's previous batch ended.
+    const Time start = std::max({link.free_at, RequestedStart(g, now), RequestedStart(other, other_at)});
+    RunBatch(link, side == 0 ? g : other, side == 0 ? other : g, start);
     return std::nullopt;
   }
   if (waiting) {  // the peer's batch can never be paired: it is superseded (PHYS-B3)
@@ -373,67 +437,94 @@ std::optional<Refusal> World::Impl::OnGenerate(uint32_t index, const pv::Generat
     Reject(peer_name, r, now, std::move(context));
   }
   link.pending[side] = g;
-  if (keep && g.has_slot()) n.reserved_until[g.slot()] = Time::Infinite();
+  link.pending_at[side] = now;
+  if (keep) {
+    for (uint32_t slot : slots) n.reserved_until[slot] = Time::Infinite();
+  }
   return std::nullopt;
+}
+
+Time World::Impl::RequestedStart(const pv::Generate& g, Time arrival) const {
+  if (g.start_ns() == 0 || options_.max_start_lag <= absl::ZeroDuration()) return arrival;
+  const Time asked = g.start_ns() >= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())
+                         ? arrival
+                         : Time::FromNanos(static_cast<int64_t>(g.start_ns()));
+  return std::clamp(asked, arrival - options_.max_start_lag, arrival);
 }
 
 void World::Impl::Release(LinkState& link, int side) {
   const std::optional<pv::Generate>& g = link.pending[side];
-  if (!g || !g->has_slot() || g->measure_basis() != pv::BASIS_UNSPECIFIED) return;
-  nodes_[link.node[side]].reserved_until[g->slot()] = Time::Zero();
+  if (!g || !Keeps(*g)) return;
+  for (uint32_t slot : SlotsOf(*g)) nodes_[link.node[side]].reserved_until[slot] = Time::Zero();
 }
 
 void World::Impl::RunBatch(LinkState& link, const pv::Generate& a, const pv::Generate& b,
-                           Time now) {
+                           Time start) {
   const pv::Generate* g[2] = {&a, &b};
-  const Time start = std::max(now, link.free_at);  // PHYS-B4
-  const BatchPlan plan = PlanBatch(link.spec, a, b, start, link.rng, link.down_at);
+  const uint32_t pairs = std::min(CapacityOf(a), CapacityOf(b));  // PHYS-B17
+  const BatchPlan plan = PlanBatch(link.spec, a, b, start, link.rng, link.down_at, pairs);
   bool keep[2];
+  std::vector<uint32_t> slots[2];
   for (int i = 0; i < 2; ++i) {
-    keep[i] = g[i]->measure_basis() == pv::BASIS_UNSPECIFIED && g[i]->has_slot();
-    if (keep[i]) {
-      nodes_[link.node[i]].reserved_until[g[i]->slot()] =
-          plan.never_ends ? Time::Infinite() : plan.deliver[i];  // PHYS-B14
+    keep[i] = Keeps(*g[i]) && (g[i]->has_slot() || g[i]->slots_size() > 0);
+    if (!keep[i]) continue;
+    // PHYS-B14, PHYS-B20: a used slot belongs to the batch until its pair's
+    // herald reaches the end, an unused one until the batch's last herald does.
+    slots[i] = SlotsOf(*g[i]);
+    for (size_t j = 0; j < slots[i].size(); ++j) {
+      Time until = plan.never_ends ? Time::Infinite() : plan.deliver[i];
+      if (j < plan.successes.size()) until = plan.successes[j].deliver[i];
+      nodes_[link.node[i]].reserved_until[slots[i][j]] = until;
     }
   }
   link.free_at = plan.never_ends ? Time::Infinite() : plan.end;
-  if (plan.never_ends) return;
 
-  rv::TraceRecord batch;
-  batch.set_time_ns(plan.end.nanos());
-  batch.set_node("qworld");
-  batch.mutable_batch()->set_link(link.spec.name);
-  batch.mutable_batch()->set_batch(a.batch());
-  batch.mutable_batch()->set_outcome(plan.outcome);
-  batch.mutable_batch()->set_attempts(plan.attempts);
-  batch.mutable_batch()->set_start_ns(plan.start.nanos());
-  if (link.spec.scheme == HeraldingScheme::kSingleClick) {
-    batch.mutable_batch()->set_alpha_a(a.alpha());
-    batch.mutable_batch()->set_alpha_b(b.alpha());
+  if (!plan.never_ends) {
+    rv::TraceRecord batch;
+    batch.set_time_ns(plan.end.nanos());
+    batch.set_node("qworld");
+    batch.mutable_batch()->set_link(link.spec.name);
+    batch.mutable_batch()->set_batch(a.batch());
+    batch.mutable_batch()->set_outcome(plan.outcome);
+    batch.mutable_batch()->set_attempts(plan.attempts);
+    batch.mutable_batch()->set_start_ns(plan.start.nanos());
+    batch.mutable_batch()->set_pairs(static_cast<uint32_t>(plan.successes.size()));
+    if (link.spec.scheme == HeraldingScheme::kSingleClick) {
+      batch.mutable_batch()->set_alpha_a(a.alpha());
+      batch.mutable_batch()->set_alpha_b(b.alpha());
+    }
+    output_->Record(std::move(batch));
   }
-  output_->Record(std::move(batch));
 
-  pv::Herald herald[2];
-  for (int i = 0; i < 2; ++i) {
-    herald[i].set_link(link.spec.name);
-    herald[i].set_batch(a.batch());
-    herald[i].set_outcome(plan.outcome);
-    herald[i].set_time_ns(plan.end.nanos());
-    herald[i].set_attempts(plan.attempts);
-    herald[i].set_queue_id(g[i]->queue_id());
-  }
-  if (plan.outcome == pv::OUTCOME_SUCCESS) {
+  uint64_t success_attempts = 0;
+  for (size_t j = 0; j < plan.successes.size(); ++j) {
+    const PairPlan& pair = plan.successes[j];
+    success_attempts += pair.attempts;
+    pv::Herald herald[2];
+    for (int i = 0; i < 2; ++i) {
+      herald[i].set_link(link.spec.name);
+      herald[i].set_batch(a.batch());
+      herald[i].set_outcome(pv::OUTCOME_SUCCESS);
+      herald[i].set_time_ns(pair.end.nanos());
+      herald[i].set_attempts(pair.attempts);
+      herald[i].set_queue_id(g[i]->queue_id());
+      herald[i].set_index(static_cast<uint32_t>(j + 1));
+      // PHYS-B18: only the batch's last herald says no more.
+      herald[i].set_more(j + 1 < plan.successes.size() || plan.outcome != pv::OUTCOME_SUCCESS ||
+                         plan.never_ends);
+    }
     const uint64_t pair_seq = ++link.pair_seq;
     physics::HeraldedState state =
         physics::SampleHeraldedState(link.spec, a.alpha(), b.alpha(), link.rng);
-    MaybeIntercept(link, pair_seq, &state.rho, plan.end);  // PHYS-EV3: before anyone holds it
-    const QubitId qubit[2] = {QubitId{link.node[0], a.slot()}, QubitId{link.node[1], b.slot()}};
-    const Time later = std::max(plan.deliver[0], plan.deliver[1]);
+    MaybeIntercept(link, pair_seq, &state.rho, pair.end);  // PHYS-EV3: before anyone holds it
+    const QubitId qubit[2] = {QubitId{link.node[0], keep[0] ? slots[0][j] : 0},
+                              QubitId{link.node[1], keep[1] ? slots[1][j] : 0}};
+    const Time later = std::max(pair.deliver[0], pair.deliver[1]);
     double truth =
         physics::DensityMatrix(state.rho).FidelityTo(physics::BellVector(state.bell_index));
     if (keep[0] && keep[1]) {
       // The slots were checked free and reserved since; this cannot fail.
-      if (registry_->AddPair(qubit[0], qubit[1], state.rho, plan.pair_time).ok()) {
+      if (registry_->AddPair(qubit[0], qubit[1], state.rho, pair.pair_time).ok()) {
         truth = *registry_->BellFidelity(qubit[0], qubit[1], state.bell_index, later);  // PHYS-T2
       }
     } else {
@@ -444,22 +535,23 @@ void World::Impl::RunBatch(LinkState& link, const pv::Generate& a, const pv::Gen
           ++remaining;
           continue;
         }
-        const int bit = rho.MeasureAndRemove(remaining, *BasisOf(g[i]->measure_basis()), link.rng);
-        herald[i].set_basis(g[i]->measure_basis());
+        const pv::Basis basis = BasisOfPair(*g[i], j);
+        const int bit = rho.MeasureAndRemove(remaining, *BasisOf(basis), link.rng);
+        herald[i].set_basis(basis);
         herald[i].set_result(physics::ApplyReadoutError(
             bit, nodes_[link.node[i]].hardware.readout_error, link.rng));  // PHYS-M3
       }
       for (int i = 0; i < 2; ++i) {
         if (keep[i]) {
           const physics::Matrix2 single = rho.matrix();
-          (void)registry_->AddQubit(qubit[i], single, plan.pair_time);
+          (void)registry_->AddQubit(qubit[i], single, pair.pair_time);
         }
       }
     }
     for (int i = 0; i < 2; ++i) {
       herald[i].set_bell_state(static_cast<pv::BellState>(state.bell_index + 1));
       herald[i].set_pair_seq(pair_seq);
-      if (keep[i]) herald[i].set_slot(g[i]->slot());
+      if (keep[i]) herald[i].set_slot(slots[i][j]);
     }
     rv::TraceRecord record;
     record.set_time_ns(later.nanos());
@@ -469,12 +561,25 @@ void World::Impl::RunBatch(LinkState& link, const pv::Generate& a, const pv::Gen
     t->set_pair_seq(pair_seq);
     t->set_bell_state(static_cast<pv::BellState>(state.bell_index + 1));
     t->set_true_fidelity(truth);
-    t->set_attempts(plan.attempts);
+    t->set_attempts(pair.attempts);
     output_->Record(std::move(record));
+    for (int i = 0; i < 2; ++i) {
+      pv::WorldToNode message;
+      *message.mutable_herald() = std::move(herald[i]);
+      Reply(nodes_[link.node[i]].name, std::move(message), pair.deliver[i]);
+    }
   }
+  if (plan.never_ends || plan.outcome == pv::OUTCOME_SUCCESS) return;
+  // The batch ends without (more) success: DEADLINE, IDLE or QUEUE_MISMATCH.
   for (int i = 0; i < 2; ++i) {
     pv::WorldToNode message;
-    *message.mutable_herald() = std::move(herald[i]);
+    pv::Herald* herald = message.mutable_herald();
+    herald->set_link(link.spec.name);
+    herald->set_batch(a.batch());
+    herald->set_outcome(plan.outcome);
+    herald->set_time_ns(plan.end.nanos());
+    herald->set_attempts(plan.attempts - success_attempts);
+    herald->set_queue_id(g[i]->queue_id());
     Reply(nodes_[link.node[i]].name, std::move(message), plan.deliver[i]);
   }
 }
@@ -664,8 +769,8 @@ void World::Impl::OnBye(uint32_t index) {
   n.said_hello = false;
 }
 
-World::World(const Topology& topology, Rng rng, Output* output)
-    : impl_(std::make_unique<Impl>(topology, rng, output)) {}
+World::World(const Topology& topology, Rng rng, Output* output, WorldOptions options)
+    : impl_(std::make_unique<Impl>(topology, rng, output, options)) {}
 World::~World() = default;
 
 void World::Handle(const std::string& node, const pv::NodeToWorld& request, Time now) {

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "qnet/physical/v1/physical.pb.h"
 #include "qnet/results/v1/results.pb.h"
 #include "stack/random.h"
@@ -26,6 +27,15 @@
 #include "stack/topology.h"
 
 namespace qnet::world {
+
+struct WorldOptions {
+  // PHYS-B4a: how far before its arrival a Generate's start_ns may start its
+  // batch. Zero: every batch starts at the later arrival (the sim backend,
+  // where requests arrive at the time they are sent). The qworld daemon sets
+  // it so that the wake-up latency of real processes does not slow the
+  // emulated physics down.
+  absl::Duration max_start_lag = absl::ZeroDuration();
+};
 
 class World {
  public:
@@ -43,7 +53,7 @@ class World {
   // The topology's failure events are applied at once (PHYS-L3): each
   // <event cut-link> and each link of an <event fail-node> is down from the
   // event's time, so batches planned before that time already honour it.
-  World(const Topology& topology, Rng rng, Output* output);
+  World(const Topology& topology, Rng rng, Output* output, WorldOptions options = {});
   ~World();
   World(const World&) = delete;
   World& operator=(const World&) = delete;

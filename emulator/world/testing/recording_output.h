@@ -65,6 +65,11 @@ struct GenerateArgs {
   physical::v1::Basis basis = physical::v1::BASIS_UNSPECIFIED;
   uint64_t deadline_ns = 0;
   uint32_t idle_cycles = 0;
+  // Batches of several pairs (PHYS-B17): `slots` instead of `slot`.
+  uint32_t pairs = 0;
+  std::vector<uint32_t> slots;
+  std::vector<physical::v1::Basis> bases;
+  uint64_t start_ns = 0;
 };
 
 inline physical::v1::NodeToWorld Generate(const GenerateArgs& a) {
@@ -79,6 +84,10 @@ inline physical::v1::NodeToWorld Generate(const GenerateArgs& a) {
   g->set_measure_basis(a.basis);
   g->set_deadline_ns(a.deadline_ns);
   g->set_idle_cycles(a.idle_cycles);
+  g->set_pairs(a.pairs);
+  for (uint32_t s : a.slots) g->add_slots(s);
+  for (physical::v1::Basis b : a.bases) g->add_measure_bases(b);
+  g->set_start_ns(a.start_ns);
   return m;
 }
 
