@@ -53,7 +53,28 @@ absl::Status CheckWellFormed(const v1::Create& create) {
   if (!v1::BasisChoice_IsValid(create.basis())) {
     return LinkError(v1::ERROR_CODE_CREATE, absl::StrCat("unknown basis choice ", create.basis()));
   }
+  if (create.partner_type() != v1::REQUEST_TYPE_UNSPECIFIED &&
+      create.partner_type() != v1::REQUEST_TYPE_KEEP &&
+      create.partner_type() != v1::REQUEST_TYPE_MEASURE) {
+    return LinkError(v1::ERROR_CODE_CREATE,
+                     absl::StrCat("partner type ", create.partner_type(),
+                                  " is neither KEEP nor MEASURE"));
+  }
+  if (create.has_z_probability()) {
+    const double z = create.z_probability();
+    if (!std::isfinite(z) || z < 0 || z > 1) {
+      return LinkError(v1::ERROR_CODE_CREATE,
+                       absl::StrCat("z_probability ", z, " is not in [0, 1]"));
+    }
+  }
   return absl::OkStatus();
+}
+
+v1::RequestType TypeAt(const v1::Create& create, bool origin) {
+  if (!origin && create.partner_type() != v1::REQUEST_TYPE_UNSPECIFIED) {
+    return create.partner_type();
+  }
+  return create.type();
 }
 
 absl::Duration CreatePlan::ExpectedTime(absl::Duration latency, uint32_t pairs) const {
@@ -76,7 +97,6 @@ absl::StatusOr<CreatePlan> PlanCreate(const LinkSpec& link, const std::string& o
                                                               "' is not the other end of link ",
                                                               link.name, " as seen from ", origin));
   }
-  if (create.pairs() == 0) return LinkError(v1::ERROR_CODE_UNSUPPORTED, "zero pairs requested");
   const std::optional<double> alpha = ChooseAlpha(link, create.min_fidelity());
   if (!alpha) {
     return LinkError(v1::ERROR_CODE_UNSUPPORTED,

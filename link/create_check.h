@@ -21,10 +21,15 @@ absl::Status LinkError(v1::ErrorCode code, absl::string_view detail);
 // The error code a LinkError status carries; ERROR_CODE_CREATE if none does.
 v1::ErrorCode ErrorCodeOf(const absl::Status& status);
 
-// LINK-01: the CREATE is well formed (type KEEP or MEASURE; min_fidelity a
-// number in [0, 1]; max_time a valid non-negative duration; basis a known
-// BasisChoice). Error code CREATE otherwise.
+// LINK-01: the CREATE is well formed (type KEEP or MEASURE; partner_type
+// UNSPECIFIED, KEEP or MEASURE; min_fidelity a number in [0, 1]; max_time a
+// valid non-negative duration; basis a known BasisChoice; z_probability, if
+// set, a number in [0, 1]). Error code CREATE otherwise.
 absl::Status CheckWellFormed(const v1::Create& create);
+
+// What the end at the request's origin (`origin` true) or partner does with
+// its qubit (LINK-47): `type`, or `partner_type` at the partner when set.
+v1::RequestType TypeAt(const v1::Create& create, bool origin);
 
 // How the link will serve an accepted CREATE.
 struct CreatePlan {
@@ -39,7 +44,8 @@ struct CreatePlan {
 
 // LINK-01, LINK-02: a CREATE issued by `origin` (one end of `link`). Errors:
 // CREATE (malformed), UNSUPPORTED (remote node not the other end of the link,
-// zero pairs, min_fidelity above what the link reaches, no success possible).
+// min_fidelity above what the link reaches, no success possible). Zero pairs
+// is a standing request (LINK-45).
 absl::StatusOr<CreatePlan> PlanCreate(const LinkSpec& link, const std::string& origin,
                                       const v1::Create& create);
 

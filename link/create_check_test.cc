@@ -54,7 +54,21 @@ TEST(CreateCheckTest, LINK_01_MalformedIsCreate) {
   c = Valid();
   c.set_basis(static_cast<v1::BasisChoice>(42));
   expect_create(c);
+  c = Valid();
+  c.set_partner_type(static_cast<v1::RequestType>(3));
+  expect_create(c);
+  for (double z : {-0.1, 1.5, std::nan("")}) {
+    c = Valid();
+    c.set_z_probability(z);
+    expect_create(c);
+  }
   EXPECT_TRUE(PlanCreate(link, "a", Valid()).ok());
+  c = Valid();
+  c.set_partner_type(v1::REQUEST_TYPE_MEASURE);
+  c.set_z_probability(0.7);
+  EXPECT_TRUE(PlanCreate(link, "a", c).ok());
+  EXPECT_EQ(TypeAt(c, true), c.type());
+  EXPECT_EQ(TypeAt(c, false), v1::REQUEST_TYPE_MEASURE);
 }
 
 TEST(CreateCheckTest, LINK_02_Unsupported) {
@@ -70,8 +84,8 @@ TEST(CreateCheckTest, LINK_02_Unsupported) {
   c.set_remote_node("a");
   EXPECT_TRUE(PlanCreate(link, "b", c).ok());
   c = Valid();
-  c.set_pairs(0);
-  EXPECT_EQ(code("a", c), v1::ERROR_CODE_UNSUPPORTED);
+  c.set_pairs(0);  // LINK-45: a standing request, not a refusal
+  EXPECT_TRUE(PlanCreate(link, "a", c).ok());
   c = Valid();
   c.set_min_fidelity(
       0.9999999);  // single-click with visibility 1 reaches 1 - alpha only as alpha -> 0

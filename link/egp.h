@@ -34,14 +34,16 @@
 #define QNET_LINK_EGP_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
-#include "absl/container/flat_hash_set.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
 #include "link/link.h"
 #include "link/memory_pool.h"
@@ -63,6 +65,8 @@ struct EgpOptions {
   // Queue limit (LINK-03): items in the link's queue at the master, pending
   // requests of this end at the other end.
   size_t max_queue = 256;
+  // LINK-49: at most this many pairs in one batch.
+  uint32_t max_batch_pairs = 64;
 };
 
 // Counters for tests, progress and benchmarks.
@@ -79,9 +83,10 @@ struct EgpStats {
   uint64_t late_adds = 0;   // QueueAdds that arrived after their eligible time
   uint64_t memory_waits = 0;
   uint64_t physical_errors = 0;  // Errors from the physical layer (all also drops)
+  uint64_t cancels = 0;          // requests cancelled (either origin)
 };
 
-class Egp : public LinkService {
+class Egp : public LinkService, public SlotOwner {
  public:
   // `self_node` must be `link.a` or `link.b` (the master is `link.a`).
   Egp(const LinkSpec& link, std::string self_node, Runtime* runtime, PhysicalService* physical,
@@ -94,6 +99,12 @@ class Egp : public LinkService {
   // LinkService.
   absl::StatusOr<uint64_t> Create(const v1::Create& create) override;
   void Release(uint32_t slot) override;
+  absl::Status Cancel(uint64_t create_id) override;
+
+  // SlotOwner: a slot holding a pair of one of this end's requests was freed
+  // (by Release here, or by the layer above through the pool after a
+  // measurement); the request holds one pair less (LINK-46).
+  void OnSlotFreed(uint32_t slot) override;
 
   // A frame from the peer end (already parsed, from the neighbour's connection).
   void OnPeerFrame(const v1::LinkFrame& frame);
@@ -108,11 +119,15 @@ class Egp : public LinkService {
   const EgpStats& stats() const { return stats_; }
   const LinkQueue& queue() const { return queue_; }
   size_t pending_requests() const { return pending_.size(); }
+  // Pairs of queue item `queue_id` held at this end (delivered, not freed).
+  uint32_t held(uint64_t queue_id) const;
   // The scheduling margin m and the one-way classical delay d in use.
   absl::Duration margin() const { return margin_; }
   absl::Duration delay() const { return delay_; }
 
  private:
+  // kBatchOutstanding: a Generate was sent and heralds may still come;
+  // kHeraldPending: the batch's last herald is in and waits for its time.
   enum class Phase { kIdle, kWaitingMemory, kBatchOutstanding, kHeraldPending };
 
   struct PendingRequest {
@@ -126,8 +141,16 @@ class Egp : public LinkService {
   struct Batch {
     uint64_t number = 0;
     uint64_t queue_id = 0;
-    std::optional<uint32_t> slot;
-    physical::v1::Basis basis = physical::v1::BASIS_UNSPECIFIED;
+    Time start;                           // start_ns of the Generate (PHYS-B4a)
+    std::vector<uint32_t> slots;          // keep: one per pair asked for
+    std::vector<physical::v1::Basis> bases;  // measure: one per pair asked for
+    uint32_t heralded = 0;                // successes heralded so far
+  };
+  // A herald of the running batch waiting for its time (LINK-30).
+  struct QueuedHerald {
+    physical::v1::Herald herald;
+    Time at;                       // when to act on it
+    std::optional<uint64_t> bad_time;  // LINK-44: its time_ns, if beyond one cycle
   };
 
   // Distributed queue.
@@ -139,21 +162,31 @@ class Egp : public LinkService {
   void HandleRejectOfRequest(const v1::QueueReject& reject);
   void HandleCheck(const v1::QueueCheck& check);
   void HandleExpire(const v1::Expire& expire);
+  void HandleCancel(const v1::QueueCancel& cancel);
+  // Sets the item's cancel deadline and tells the peer (master only).
+  void CancelItem(QueueItem& item);
   void SendReject(uint64_t queue_id, uint64_t origin_create_id, v1::ErrorCode code,
                   const std::string& detail);
   void Send(v1::LinkFrame frame);
 
   // Scheduling.
+  bool KeepsHere(const QueueItem& item) const;
+  // How many pairs the next batch of `item` may ask for, memory aside.
+  uint32_t BatchPairs(const QueueItem& item) const;
   void ArmWake();
   void Decide(Time reference);
   void OnWake();
-  void StartBatch(QueueItem& item);
+  void StartBatch(QueueItem& item, Time reference);
   void OnMemoryGranted(uint32_t slot);
+  void OnMemoryReady();
   void OnMemoryPollExpired();
-  void SendGenerate(std::optional<uint32_t> slot, uint32_t idle_cycles);
-  void ProcessHerald(const physical::v1::Herald& herald, Time reference);
-  void ProcessSuccess(const physical::v1::Herald& herald, Time reference);
-  void ReturnBatchSlot();
+  void SendGenerate(uint32_t idle_cycles);
+  void OnHeraldTimer();
+  void ProcessHerald(const QueuedHerald& queued, Time reference);
+  void ProcessSuccess(const QueuedHerald& queued, Time reference);
+  void EndBatch(Time reference);
+  // Gives the batch's slots that hold no pair back to the pool, without Free.
+  void ReturnBatchSlots();
   void SetBusy(bool busy, Time reference);
 
   // Upward.
@@ -195,18 +228,20 @@ class Egp : public LinkService {
   std::map<uint64_t, ItemRecord> history_;             // by queue id
   std::map<std::string, uint64_t> last_sequence_;      // per origin
   std::map<std::string, std::set<uint64_t>> expired_;  // per origin
-  absl::flat_hash_set<uint32_t> held_slots_;           // kept pairs not yet released
+  // Kept pairs delivered and not freed yet: slot -> queue id, and per queue id.
+  absl::flat_hash_map<uint32_t, uint64_t> held_slots_;
+  std::map<uint64_t, uint32_t> held_count_;
 
   Phase phase_ = Phase::kIdle;
   Time last_reference_ = Time::Zero();
   uint64_t batch_counter_ = 0;
   Batch batch_;
   uint64_t idle_item_ = 0;  // queue id of the item whose batch just ended IDLE
-  std::optional<physical::v1::Herald> pending_herald_;
-  std::optional<uint64_t> bad_herald_time_;  // LINK-44: time_ns of the pending herald, if bad
+  std::deque<QueuedHerald> heralds_;
   std::optional<Time> last_failed_batch_;  // last physical Error ending a batch, no herald since
   std::optional<MemoryPool::WaitId> memory_wait_;
-  std::optional<uint32_t> granted_slot_;
+  bool window_wait_ = false;  // waiting for a pair of the batch's item to be freed (LINK-46)
+  std::vector<uint32_t> granted_slots_;
   bool busy_ = false;
   std::unique_ptr<Timer> wake_timer_;
   std::unique_ptr<Timer> herald_timer_;

@@ -98,6 +98,8 @@ void Egp::OnPeerFrame(const v1::LinkFrame& frame) {
       return HandleCheck(frame.check());
     case v1::LinkFrame::kExpire:
       return HandleExpire(frame.expire());
+    case v1::LinkFrame::kCancel:
+      return HandleCancel(frame.cancel());
     default:
       return Drop(results::v1::DROP_REASON_MALFORMED_FRAME, "link frame without a known body");
   }
@@ -120,7 +122,7 @@ void Egp::HandleAddRequest(const v1::QueueAddRequest& request) {
     return SendReject(0, id, code, std::string(plan.status().message()));
   }
   const v1::Create& create = request.create();
-  if (create.type() == v1::REQUEST_TYPE_KEEP && memory_->capacity() == 0) {
+  if (TypeAt(create, /*origin=*/false) == v1::REQUEST_TYPE_KEEP && memory_->capacity() == 0) {
     return SendReject(0, id, v1::ERROR_CODE_REJECTED,
                       absl::StrCat("node ", self_, " has no memory"));
   }
@@ -155,8 +157,6 @@ void Egp::HandleAdd(const v1::QueueAdd& add) {
     bad = absl::StrCat("origin '", add.origin(), "' is not an end of the link");
   } else if (absl::Status s = CheckWellFormed(add.create()); !s.ok()) {
     bad = std::string(s.message());
-  } else if (add.create().pairs() == 0) {
-    bad = "zero pairs";
   } else if (!InUnitInterval(add.alpha()) || !InUnitInterval(add.estimated_fidelity())) {
     bad = absl::StrCat("alpha ", add.alpha(), " or estimated fidelity ", add.estimated_fidelity(),
                        " is not in [0, 1]");
@@ -179,7 +179,10 @@ void Egp::HandleAdd(const v1::QueueAdd& add) {
     const v1::Create& theirs = add.create();
     if (mine.pairs() != theirs.pairs() || mine.type() != theirs.type() ||
         mine.priority() != theirs.priority() || mine.purpose_id() != theirs.purpose_id() ||
-        mine.basis() != theirs.basis()) {
+        mine.basis() != theirs.basis() || mine.window() != theirs.window() ||
+        mine.partner_type() != theirs.partner_type() ||
+        mine.has_z_probability() != theirs.has_z_probability() ||
+        mine.z_probability() != theirs.z_probability()) {
       const std::string detail =
           absl::StrCat("QueueAdd ", qid, " does not match create id ", add.origin_create_id());
       Drop(results::v1::DROP_REASON_MALFORMED_FRAME, detail);
@@ -189,7 +192,8 @@ void Egp::HandleAdd(const v1::QueueAdd& add) {
     }
     pending_.erase(it);
   } else {
-    if (add.create().type() == v1::REQUEST_TYPE_KEEP && memory_->capacity() == 0) {
+    if (TypeAt(add.create(), /*origin=*/false) == v1::REQUEST_TYPE_KEEP &&
+        memory_->capacity() == 0) {
       return SendReject(qid, add.origin_create_id(), v1::ERROR_CODE_REJECTED,
                         absl::StrCat("node ", self_, " has no memory"));
     }
@@ -283,6 +287,57 @@ void Egp::HandleExpire(const v1::Expire& expire) {
     Drop(results::v1::DROP_REASON_UNEXPECTED_FRAME,
          absl::StrCat("Expire of ", origin, " ", from, "..", to, ": already expired"));
   }
+}
+
+void Egp::CancelItem(QueueItem& item) {
+  // LINK-48: the item leaves both queues at the first decision at or after
+  // now + d + m, when the peer has heard of it; no attempt starts after that.
+  const Time deadline = runtime_->Now() + delay_ + margin_;
+  item.deadline = std::min(item.deadline, deadline);
+  item.cancelled = true;
+  v1::LinkFrame frame;
+  frame.mutable_cancel()->set_queue_id(item.queue_id);
+  frame.mutable_cancel()->set_origin_create_id(item.origin_create_id);
+  frame.mutable_cancel()->set_deadline_ns(TimeToWire(item.deadline));
+  Send(std::move(frame));
+  ArmWake();
+}
+
+void Egp::HandleCancel(const v1::QueueCancel& cancel) {
+  if (master_) {
+    // The peer cancels one of its own requests, by create id.
+    for (const auto& [qid, i] : queue_.items()) {
+      if (i.origin != peer_ || i.origin_create_id != cancel.origin_create_id()) continue;
+      QueueItem* item = queue_.Find(qid);
+      if (!item->cancelled && !item->refused) {
+        ++stats_.cancels;
+        CancelItem(*item);
+      }
+      return;
+    }
+    for (const auto& [qid, rec] : history_) {  // already gone: nothing to do
+      if (rec.origin == peer_ && rec.origin_create_id == cancel.origin_create_id()) return;
+    }
+    if (seen_ids_.ids.contains(cancel.origin_create_id())) return;  // refused request
+    return Drop(results::v1::DROP_REASON_UNEXPECTED_FRAME,
+                absl::StrCat("QueueCancel for create id ", cancel.origin_create_id(), " of ", peer_,
+                             ", which was never requested"));
+  }
+  QueueItem* item = queue_.Find(cancel.queue_id());
+  if (item == nullptr) {
+    if (history_.contains(cancel.queue_id())) return;  // already gone here too
+    return Drop(results::v1::DROP_REASON_UNEXPECTED_FRAME,
+                absl::StrCat("QueueCancel for queue id ", cancel.queue_id(), ", not queued"));
+  }
+  const Time deadline = TimeFromWire(cancel.deadline_ns());
+  if (cancel.deadline_ns() == 0 || deadline.is_infinite()) {
+    return Drop(results::v1::DROP_REASON_MALFORMED_FRAME,
+                absl::StrCat("QueueCancel for queue id ", cancel.queue_id(), " without a deadline"));
+  }
+  if (!item->cancelled) ++stats_.cancels;
+  item->deadline = std::min(item->deadline, deadline);
+  item->cancelled = true;
+  ArmWake();
 }
 
 }  // namespace qnet::link

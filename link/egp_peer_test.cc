@@ -99,10 +99,10 @@ TEST(EgpPeerTest, LINK_36_MalformedAndUnexpectedFramesAreDropped) {
   *f.mutable_add_request()->mutable_create() = MeasureRequest("a", 1);
   h.Inject(false, f);
   v1::QueueAdd add = WellFormedAdd(1001, Time::Zero());
-  add.mutable_create()->set_pairs(0);
+  add.mutable_create()->set_partner_type(static_cast<v1::RequestType>(7));
   f = Frame();
   *f.mutable_add() = add;
-  h.Inject(false, f);  // zero pairs
+  h.Inject(false, f);  // unknown partner type
   h.Inject(false, f);  // duplicate queue id
   add = WellFormedAdd(1002, Time::Zero());
   add.set_alpha(std::numeric_limits<double>::quiet_NaN());

@@ -30,6 +30,11 @@ class LinkService {
   virtual absl::StatusOr<uint64_t> Create(const link::v1::Create& create) = 0;
   // The layer above is done with a kept pair: its memory slot is freed.
   virtual void Release(uint32_t slot) = 0;
+  // Ends an accepted CREATE of this end before all its pairs came (LINK-48):
+  // pairs heralded until the cancel takes effect are still delivered; no ERR
+  // follows. NotFound if the create id names no request of this end that is
+  // still served.
+  virtual absl::Status Cancel(uint64_t create_id) = 0;
 };
 
 }  // namespace qnet::link

@@ -7,7 +7,11 @@
 namespace qnet::link {
 
 MemoryPool::MemoryPool(uint32_t slots, PhysicalService* physical)
-    : physical_(physical), allocated_(slots, false), free_count_(slots) {}
+    : physical_(physical), allocated_(slots, false), owners_(slots, nullptr), free_count_(slots) {}
+
+void MemoryPool::SetOwner(uint32_t slot, SlotOwner* owner) {
+  if (allocated(slot)) owners_[slot] = owner;
+}
 
 std::optional<uint32_t> MemoryPool::Allocate() {
   for (uint32_t s = 0; s < allocated_.size(); ++s) {
@@ -41,6 +45,10 @@ absl::Status MemoryPool::Release(uint32_t slot) {
 }
 
 void MemoryPool::Freed(uint32_t slot) {
+  if (SlotOwner* owner = owners_[slot]) {
+    owners_[slot] = nullptr;
+    owner->OnSlotFreed(slot);
+  }
   if (waiters_.empty()) {
     allocated_[slot] = false;
     ++free_count_;

@@ -11,6 +11,10 @@
 //  - A freed slot is handed to the longest-waiting WaitForSlot() caller first
 //    (FIFO, LINK-35); the callback runs synchronously inside Return/Release and
 //    the slot is then already allocated to that caller.
+//  - A slot may have an owner (SetOwner): the link end whose request's pair
+//    it holds, which counts the pairs each request holds (LINK-46). Whoever
+//    frees the slot (Release or Return, by any layer), the owner hears it once,
+//    before the slot goes to a waiter, and the slot has no owner afterwards.
 // Sans-I/O apart from the injected PhysicalService; single-threaded.
 #ifndef QNET_LINK_MEMORY_POOL_H_
 #define QNET_LINK_MEMORY_POOL_H_
@@ -25,6 +29,13 @@
 #include "stack/physical_service.h"
 
 namespace qnet::link {
+
+// Told when a slot it owns is freed (MemoryPool::SetOwner).
+class SlotOwner {
+ public:
+  virtual ~SlotOwner() = default;
+  virtual void OnSlotFreed(uint32_t slot) = 0;
+};
 
 class MemoryPool {
  public:
@@ -55,6 +66,9 @@ class MemoryPool {
   void CancelWait(WaitId id);
   size_t waiters() const { return waiters_.size(); }
 
+  // Makes `owner` (or nobody, with nullptr) the owner of an allocated slot.
+  void SetOwner(uint32_t slot, SlotOwner* owner);
+
   uint64_t frees_sent() const { return frees_sent_; }
 
  private:
@@ -62,6 +76,7 @@ class MemoryPool {
 
   PhysicalService* physical_;
   std::vector<bool> allocated_;
+  std::vector<SlotOwner*> owners_;
   uint32_t free_count_;
   struct Waiter {
     WaitId id;

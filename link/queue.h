@@ -42,10 +42,13 @@ struct QueueItem {
   bool refused = false;
   v1::ErrorCode refusal_code = v1::ERROR_CODE_UNSPECIFIED;
   std::string refusal_detail;
+  // Cancelled by its origin (LINK-48): `deadline` is when it leaves, without ERR.
+  bool cancelled = false;
 
   uint64_t stride() const;
   uint64_t finish() const { return virtual_start + (charged + 1) * stride(); }
-  bool complete() const { return successes >= create.pairs(); }
+  // Every pair asked for was heralded (never for a standing request, LINK-45).
+  bool complete() const { return create.pairs() != 0 && successes >= create.pairs(); }
 };
 
 class LinkQueue {

@@ -40,9 +40,10 @@ class FakeLinkPhysics {
   struct BatchRecord {
     uint64_t batch = 0;
     Time start;  // S: the later Generate's arrival
-    Time end;    // herald time_ns
+    Time end;    // the last herald's time_ns
     physical::v1::Outcome outcome = physical::v1::OUTCOME_UNSPECIFIED;
     uint64_t attempts = 0;
+    uint32_t pairs = 0;  // successes (PHYS-B17)
     uint64_t queue_id_a = 0, queue_id_b = 0;
     double alpha_a = 0, alpha_b = 0;
     bool slot_a = false, slot_b = false;  // the Generates named a slot
