@@ -140,19 +140,11 @@ inline NetworkFrame TeardownFrame(const network::v1::CircuitKey& key,
   return f;
 }
 
-inline NetworkFrame RoundFrame(const network::v1::CircuitKey& key, uint64_t round) {
-  NetworkFrame f;
-  *f.mutable_round()->mutable_circuit() = key;
-  f.mutable_round()->set_round(round);
-  return f;
-}
-
-inline NetworkFrame DeliverFrame(const network::v1::CircuitKey& key, uint64_t round, uint64_t seq,
+inline NetworkFrame DeliverFrame(const network::v1::CircuitKey& key, uint64_t seq,
                                  const link::v1::PairId& tail_pair, uint64_t completed_ns) {
   NetworkFrame f;
   auto* d = f.mutable_deliver();
   *d->mutable_circuit() = key;
-  d->set_round(round);
   d->set_seq(seq);
   *d->mutable_tail_pair() = tail_pair;
   d->set_estimated_fidelity(0.8);

@@ -50,6 +50,11 @@ void ExpectTrueBellStates(CircuitWorld& w, const std::string& head) {
   for (const auto& p : w.device(head).probes()) EXPECT_EQ(p.believed, p.truth) << p.label;
 }
 
+// NET-C-39: with depth 2 the tail can hold the pair of a lost Deliver and the
+// next one; the next Deliver reveals the gap, the lost seq is expired at the
+// head and its pair released at the tail. (Frames between neighbours are
+// reliable, so a Deliver is lost only with the connection, which takes the
+// link and the circuit down, NET-C-42.)
 TEST(CircuitFailure, NET_C_39_LostDeliverIsExpiredAtTheHead) {
   CircuitWorld::Config config = CircuitWorld::Chain(2, 0.2, absl::Microseconds(10));
   config.frame_delay = absl::Microseconds(2);
@@ -58,7 +63,12 @@ TEST(CircuitFailure, NET_C_39_LostDeliverIsExpiredAtTheHead) {
     return to == "n2" && f.has_deliver() && f.deliver().seq() == 3;
   };
   w.Start();
-  const CircuitKey key = Open(w, "n0", "n2");
+  CircuitRequest req;
+  req.remote_node = "n2";
+  req.depth = 2;
+  absl::StatusOr<CircuitKey> opened = w.layer("n0").OpenCircuit(req);
+  ASSERT_TRUE(opened.ok());
+  const CircuitKey key = *opened;
   ASSERT_TRUE(w.RunUntil([&] { return w.listener("n2").pairs.size() >= 10; }, absl::Seconds(1)));
   const auto& head = w.listener("n0");
   ASSERT_EQ(head.expired.size(), 1u);
@@ -111,10 +121,11 @@ TEST_P(LinkDownTest, NET_C_42_TeardownReachesBothEnds) {
 
 INSTANTIATE_TEST_SUITE_P(ReportedOrByHellos, LinkDownTest, ::testing::Values(true, false));
 
-// NET-C-36: with an explicit cutoff, exactly the rounds whose oldest link pair
-// is older than the cutoff at completion are discarded; the others are
-// delivered at both ends with consecutive seqs.
-TEST(CircuitCutoff, NET_C_36_DiscardsExactlyTheRoundsOlderThanTheCutoff) {
+// NET-C-36: with an explicit cutoff, exactly the end-to-end pairs whose
+// oldest link pair is older than the cutoff at completion are discarded; the
+// others are delivered at both ends with consecutive seqs. With one pair per
+// side (depth 1) the k-th pairs of the two links are swapped together.
+TEST(CircuitCutoff, NET_C_36_DiscardsExactlyThePairsOlderThanTheCutoff) {
   CircuitWorld::Config config = CircuitWorld::Chain(2, 0.1, absl::Microseconds(10));
   config.links[1].p = 0.05;
   CircuitWorld w(config);  // zero delays: completion is at the later herald
@@ -122,35 +133,36 @@ TEST(CircuitCutoff, NET_C_36_DiscardsExactlyTheRoundsOlderThanTheCutoff) {
   const absl::Duration cutoff = absl::Microseconds(150);
   const CircuitKey key = Open(w, "n0", "n2", cutoff);
   ASSERT_TRUE(
-      w.RunUntil([&] { return w.layer("n0").stats().rounds_completed >= 300; }, absl::Seconds(5)));
+      w.RunUntil([&] { return w.layer("n0").stats().pairs_completed >= 300; }, absl::Seconds(5)));
   const auto& h0 = w.link("l0").heralds();
   const auto& h1 = w.link("l1").heralds();
-  const uint64_t rounds =
-      w.layer("n0").stats().rounds_completed + w.layer("n0").stats().rounds_discarded;
-  ASSERT_GE(h0.size(), rounds);
-  ASSERT_GE(h1.size(), rounds);
-  std::set<uint64_t> expected, discarded;
-  for (uint64_t r = 0; r < rounds; ++r) {
+  const uint64_t pairs =
+      w.layer("n0").stats().pairs_completed + w.layer("n0").stats().pairs_discarded;
+  ASSERT_GE(h0.size(), pairs);
+  ASSERT_GE(h1.size(), pairs);
+  std::set<uint64_t> expected, discarded;  // by the head's link pair sequence
+  for (uint64_t r = 0; r < pairs; ++r) {
     const absl::Duration age = h0[r].at > h1[r].at ? h0[r].at - h1[r].at : h1[r].at - h0[r].at;
-    if (age > cutoff) expected.insert(r + 1);
+    if (age > cutoff) expected.insert(h0[r].id.sequence());
   }
   for (const auto& rec : w.tracer("n0").records) {
-    if (rec.has_round_discarded()) {
-      discarded.insert(rec.round_discarded().round());
-      EXPECT_GT(rec.round_discarded().age_s(), absl::ToDoubleSeconds(cutoff));
+    if (rec.has_pair_discarded()) {
+      discarded.insert(rec.pair_discarded().link_pair().sequence());
+      EXPECT_EQ(rec.pair_discarded().reason(), "cutoff");
+      EXPECT_GT(rec.pair_discarded().age_s(), absl::ToDoubleSeconds(cutoff));
     }
   }
   EXPECT_GT(expected.size(), 20u);  // the test means something
-  EXPECT_LT(expected.size(), rounds - 20);
+  EXPECT_LT(expected.size(), pairs - 20);
   EXPECT_EQ(discarded, expected);
-  EXPECT_EQ(w.layer("n0").stats().rounds_discarded, expected.size());
+  EXPECT_EQ(w.layer("n0").stats().pairs_discarded, expected.size());
   const std::vector<uint64_t> seqs = w.listener("n0").Seqs(key);
-  ASSERT_EQ(seqs.size(), rounds - expected.size());
+  ASSERT_EQ(seqs.size(), pairs - expected.size());
   for (size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(seqs[i], i + 1);
   w.sim().RunUntil(w.sim().Now() + absl::Microseconds(1));
   ExpectConsistent(w.listener("n0"), w.listener("n2"), key);
   EXPECT_TRUE(w.listener("n0").expired.empty());
-  // The tail released the discarded rounds' pairs: at most the current one is held.
+  // The tail released the discarded pairs: at most the current one is held.
   EXPECT_GE(w.pool("n2").free_count() + 1, w.pool("n2").capacity());
 }
 
@@ -264,18 +276,21 @@ TEST(CircuitSetup, NET_C_18_SetupTimeoutTearsDownEveryHop) {
   ASSERT_TRUE(w.RunUntil([&] { return w.listener("n2").pairs.size() >= 5; }, absl::Seconds(1)));
 }
 
-// NET-C-23/NET-C-24: failed CREATEs are re-issued; NOTIME tears down.
+// NET-C-23/NET-C-24: a CREATE refused at once or ended by an ERR is issued
+// again; one that ends with NOTIME tears the circuit down.
 TEST(CircuitLinkErrors, NET_C_23_FailedCreatesAreReissued) {
   CircuitWorld w(CircuitWorld::Chain(2, 0.2, absl::Microseconds(10)));
-  w.Start();
-  const CircuitKey key = Open(w, "n0", "n2");
   w.link("l0").FailNextCreates(link::v1::ERROR_CODE_TIMEOUT, 3);
   w.link("l1").RefuseNextCreates(link::v1::ERROR_CODE_NORES, 2);
+  w.Start();
+  const CircuitKey key = Open(w, "n0", "n2");
   ASSERT_TRUE(w.RunUntil([&] { return w.listener("n2").pairs.size() >= 20; }, absl::Seconds(1)));
   ExpectTrueBellStates(w, "n0");
   ExpectConsistent(w.listener("n0"), w.listener("n2"), key);
   EXPECT_TRUE(w.listener("n0").downs.empty());
-  w.link("l1").RefuseNextCreates(link::v1::ERROR_CODE_NOTIME, 1);
+  EXPECT_EQ(w.link("l0").requests(), 1u);  // the fourth CREATE stands
+  EXPECT_EQ(w.link("l1").requests(), 1u);  // the third
+  w.link("l1").FailNextCreates(link::v1::ERROR_CODE_NOTIME, 1);
   ASSERT_TRUE(w.RunUntil([&] { return !w.listener("n2").downs.empty(); }, absl::Seconds(1)));
   ASSERT_EQ(w.listener("n0").downs.size(), 1u);
   EXPECT_EQ(w.listener("n0").downs[0].code, v1::CIRCUIT_ERROR_LINK_ERROR);
@@ -284,8 +299,10 @@ TEST(CircuitLinkErrors, NET_C_23_FailedCreatesAreReissued) {
   ExpectMemoriesFree(w);
 }
 
-// NET-C-26: a link pair reported EXPIRED is freed and the round gets another.
-TEST(CircuitLinkErrors, NET_C_26_ExpiredLinkPairIsReplacedInTheSameRound) {
+// NET-C-26: a link pair reported EXPIRED before any swap is freed and costs
+// no end-to-end pair: the Track of a pair the tail saw is answered with
+// ReleasePair at n1, which never had it; a pair the head saw is freed there.
+TEST(CircuitLinkErrors, NET_C_26_ExpiredLinkPairsBeforeTheSwapAreFreed) {
   CircuitWorld w(CircuitWorld::Chain(2, 0.2, absl::Microseconds(10)));
   w.Start();
   const CircuitKey key = Open(w, "n0", "n2");
@@ -342,30 +359,85 @@ void ExpectConsistentSoFar(const RecordingNetListener& head, const RecordingNetL
   }
 }
 
-// NET-C-38a: a Deliver that overtakes its pair's OK at the tail waits for it
-// (no expiry, order kept); one whose OK comes later than deliver_wait is
-// refused and expired at the head only.
+// NET-C-38a: on one link the head completes on its own OK; a Deliver that
+// overtakes the pair's OK at the tail waits for it (no expiry, order kept);
+// one whose OK comes later than deliver_wait is refused and expired at the
+// head only.
 TEST(CircuitLinkErrors, NET_C_38a_DeliverWaitsForALateOkThenRefuses) {
+  CircuitWorld w(CircuitWorld::Chain(1, 0.2, absl::Microseconds(10)));
+  w.Start();
+  const CircuitKey key = Open(w, "n0", "n1");
+  ASSERT_TRUE(w.RunUntil([&] { return w.listener("n1").pairs.size() >= 3; }, absl::Seconds(1)));
+  // The tail's next 5 OKs come 10 ms late: within the 50 ms wait.
+  w.link("l0").DelayNextOks(/*side=*/1, 5, absl::Milliseconds(10));
+  ASSERT_TRUE(w.RunUntil([&] { return w.listener("n1").pairs.size() >= 12; }, absl::Seconds(2)));
+  EXPECT_TRUE(w.listener("n0").expired.empty());
+  for (const auto& e : w.listener("n0").expired) ADD_FAILURE() << e.seq << ": " << e.detail;
+  ExpectConsistentSoFar(w.listener("n0"), w.listener("n1"), key);
+  // One OK 80 ms late: beyond the wait, so that seq is refused.
+  const size_t before = w.listener("n1").pairs.size();
+  w.link("l0").DelayNextOks(/*side=*/1, 1, absl::Milliseconds(80));
+  ASSERT_TRUE(
+      w.RunUntil([&] { return w.listener("n1").pairs.size() >= before + 10; }, absl::Seconds(2)));
+  ASSERT_EQ(w.listener("n0").expired.size(), 1u);
+  const uint64_t lost = w.listener("n0").expired[0].seq;
+  for (uint64_t s : w.listener("n1").Seqs(key)) EXPECT_NE(s, lost);
+  ExpectConsistentSoFar(w.listener("n0"), w.listener("n1"), key);
+}
+
+// NET-C-30a, NET-C-30b: a Track that reaches an intermediate before the OK
+// of the pair it names waits for it (nothing lost); one whose OK comes later
+// than deliver_wait is given up: the tail's half is released, the late pair
+// is freed when it comes, and no pair is delivered at one end only.
+TEST(CircuitLinkErrors, NET_C_30a_TrackWaitsForALateOkThenGivesUp) {
   CircuitWorld w(CircuitWorld::Chain(2, 0.2, absl::Microseconds(10)));
   w.Start();
   const CircuitKey key = Open(w, "n0", "n2");
   ASSERT_TRUE(w.RunUntil([&] { return w.listener("n2").pairs.size() >= 3; }, absl::Seconds(1)));
-  // The last link's next 5 OKs reach the tail (side 1 of l1) 10 ms late:
-  // within the 50 ms wait.
-  w.link("l1").DelayNextOks(/*side=*/1, 5, absl::Milliseconds(10));
+  // n1 (side 0 of l1) hears its next 3 OKs 10 ms late: the tail's Tracks wait.
+  w.link("l1").DelayNextOks(/*side=*/0, 3, absl::Milliseconds(10));
   ASSERT_TRUE(w.RunUntil([&] { return w.listener("n2").pairs.size() >= 12; }, absl::Seconds(2)));
   EXPECT_TRUE(w.listener("n0").expired.empty());
-  for (const auto& e : w.listener("n0").expired) ADD_FAILURE() << e.seq << ": " << e.detail;
-  ExpectConsistentSoFar(w.listener("n0"), w.listener("n2"), key);
-  // One OK 80 ms late: beyond the wait, so that seq is refused.
+  EXPECT_EQ(w.layer("n0").stats().pairs_discarded, 0u);
+  // 80 ms late: the Track is given up.
   const size_t before = w.listener("n2").pairs.size();
-  w.link("l1").DelayNextOks(/*side=*/1, 1, absl::Milliseconds(80));
+  const uint64_t drops = w.layer("n1").stats().drops;
+  w.link("l1").DelayNextOks(/*side=*/0, 1, absl::Milliseconds(80));
   ASSERT_TRUE(
-      w.RunUntil([&] { return w.listener("n2").pairs.size() >= before + 10; }, absl::Seconds(2)));
-  ASSERT_EQ(w.listener("n0").expired.size(), 1u);
-  const uint64_t lost = w.listener("n0").expired[0].seq;
-  for (uint64_t s : w.listener("n2").Seqs(key)) EXPECT_NE(s, lost);
+      w.RunUntil([&] { return w.listener("n2").pairs.size() >= before + 20; }, absl::Seconds(2)));
+  EXPECT_EQ(w.layer("n1").stats().drops, drops + 1);  // the late OK, freed on arrival
+  EXPECT_TRUE(w.listener("n0").expired.empty());
   ExpectConsistentSoFar(w.listener("n0"), w.listener("n2"), key);
+  const std::vector<uint64_t> seqs = w.listener("n2").Seqs(key);
+  for (size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(seqs[i], i + 1);
+  w.layer("n0").CloseCircuit(key, "done");
+  w.sim().RunUntil(w.sim().Now() + absl::Milliseconds(1));
+  ExpectMemoriesFree(w);
+}
+
+// NET-C-26: a link pair that expires after the intermediate swapped it loses
+// the end-to-end pair it went into: a discarding Track frees the head's half
+// (PairDiscarded "expired"), a ReleasePair the tail's; nothing leaks and the
+// circuit goes on.
+TEST(CircuitLinkErrors, NET_C_26_ExpiredAfterTheSwapDiscardsTheEndToEndPair) {
+  for (int ok_side : {0, 1}) {
+    SCOPED_TRACE(ok_side);
+    CircuitWorld::Config config = CircuitWorld::Chain(3, 0.2, absl::Microseconds(10));
+    config.frame_delay = absl::Microseconds(50);  // the swaps come before the expiry
+    CircuitWorld w(config);
+    w.Start();
+    const CircuitKey key = Open(w, "n0", "n3");
+    ASSERT_TRUE(w.RunUntil([&] { return w.listener("n3").pairs.size() >= 5; }, absl::Seconds(1)));
+    // l1 pairs delivered at one of its ends (n1 or n2) only, then expired.
+    w.link("l1").ExpireNextPairs(2, ok_side);
+    ASSERT_TRUE(w.RunUntil([&] { return w.listener("n3").pairs.size() >= 40; }, absl::Seconds(2)));
+    ExpectTrueBellStates(w, "n0");
+    ExpectConsistentSoFar(w.listener("n0"), w.listener("n3"), key);
+    EXPECT_TRUE(w.listener("n0").expired.empty());
+    w.layer("n0").CloseCircuit(key, "done");
+    w.sim().RunUntil(w.sim().Now() + absl::Milliseconds(1));
+    ExpectMemoriesFree(w);
+  }
 }
 
 // NET-C-60..NET-C-65: untrusted frames are counted, traced drops and change
@@ -386,13 +458,18 @@ TEST(CircuitFrames, NET_C_65_MalformedFramesAreCountedDrops) {
   const uint64_t before = n1.stats().drops;
   v1::NetworkFrame f;
   n1.OnFrame("n0", f);  // no body
-  f.mutable_round()->mutable_circuit()->set_head("n0");
-  f.mutable_round()->mutable_circuit()->set_number(1);
-  f.mutable_round()->set_round(1);  // a past round
-  n1.OnFrame("n0", f);
+  f.mutable_track()->mutable_circuit()->set_head("n0");
+  f.mutable_track()->mutable_circuit()->set_number(1);
+  f.mutable_track()->mutable_pair()->set_origin("n1");
+  f.mutable_track()->mutable_pair()->set_sequence(1);
+  f.mutable_track()->mutable_tail_pair()->set_origin("n1");
+  f.mutable_track()->mutable_tail_pair()->set_sequence(1);
+  f.mutable_track()->set_bell(physical::v1::BELL_STATE_PHI_PLUS);
+  f.mutable_track()->set_fidelity_product(1.0);
+  n1.OnFrame("n0", f);                                   // a Track from the upstream side
   n1.OnFrame("zz", f);                                   // not a neighbour
-  f.mutable_round()->mutable_circuit()->set_number(42);  // unknown circuit
-  n1.OnFrame("n0", f);
+  f.mutable_track()->mutable_circuit()->set_number(42);  // unknown circuit
+  n1.OnFrame("n2", f);
   v1::NetworkFrame d;
   d.mutable_deliver()->mutable_circuit()->set_head("n0");
   d.mutable_deliver()->mutable_circuit()->set_number(1);
@@ -414,14 +491,20 @@ TEST(CircuitFrames, NET_C_65_MalformedFramesAreCountedDrops) {
   ASSERT_TRUE(
       w.RunUntil([&] { return w.listener("n2").pairs.size() >= pairs + 20; }, absl::Seconds(1)));
   EXPECT_EQ(w.layer("n0").stats().drops, head_drops + 1);
-  // At the head: a SwapRecord of a wrong round.
-  v1::NetworkFrame sw;
-  sw.mutable_swap()->mutable_circuit()->set_head("n0");
-  sw.mutable_swap()->mutable_circuit()->set_number(1);
-  sw.mutable_swap()->set_round(999);
-  sw.mutable_swap()->set_node("n1");
-  w.layer("n0").OnFrame("n1", sw);
-  EXPECT_EQ(w.layer("n0").stats().drops, head_drops + 2);
+  // At the head: a Track with a product above 1, one without a Bell state.
+  v1::NetworkFrame tr;
+  tr.mutable_track()->mutable_circuit()->set_head("n0");
+  tr.mutable_track()->mutable_circuit()->set_number(1);
+  tr.mutable_track()->mutable_pair()->set_origin("n0");
+  tr.mutable_track()->mutable_pair()->set_sequence(999999);
+  *tr.mutable_track()->mutable_tail_pair() = tr.track().pair();
+  tr.mutable_track()->set_bell(physical::v1::BELL_STATE_PHI_PLUS);
+  tr.mutable_track()->set_fidelity_product(1.5);
+  w.layer("n0").OnFrame("n1", tr);
+  tr.mutable_track()->set_fidelity_product(1.0);
+  tr.mutable_track()->clear_bell();
+  w.layer("n0").OnFrame("n1", tr);
+  EXPECT_EQ(w.layer("n0").stats().drops, head_drops + 3);
   ASSERT_TRUE(
       w.RunUntil([&] { return w.listener("n2").pairs.size() >= pairs + 40; }, absl::Seconds(1)));
   EXPECT_TRUE(w.listener("n0").downs.empty());

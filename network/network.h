@@ -7,14 +7,18 @@
 //  - OpenCircuit computes a path from the node's link-state database, signals
 //    it hop by hop and reports the outcome through OnCircuitUp or
 //    OnCircuitDown; the tail's upper layer is asked with OnIncomingCircuit.
+//  - Links generate for a circuit while it has room (its depth, per side of
+//    each node), swaps happen as soon as both pairs exist, and several
+//    end-to-end pairs are in flight (specs/network.md section 2).
 //  - Both ends receive every end-to-end pair of a circuit through OnPair with
 //    the same seq (1, 2, 3, ... per circuit, in that order), the pair already
-//    corrected to PHI_PLUS. The head hears first; the tail when the head's
+//    corrected to PHI_PLUS (a measure circuit: the head's result corrected,
+//    as if it had been). The head hears first; the tail when the head's
 //    Deliver reaches it. A pair the head delivered but the tail could not is
 //    reported at the head with OnPairExpired.
-//  - The qubit of a delivered pair belongs to the upper layer, which gives its
-//    slot back through the node's link::MemoryPool (Release, or Return after a
-//    measurement that emptied it).
+//  - The qubit of a delivered kept pair belongs to the upper layer, which
+//    gives its slot back through the node's link::MemoryPool (Release, or
+//    Return after a measurement that emptied it).
 #ifndef QNET_NETWORK_NETWORK_H_
 #define QNET_NETWORK_NETWORK_H_
 
@@ -28,7 +32,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "qnet/link/v1/link.pb.h"
 #include "qnet/network/v1/network.pb.h"
+#include "qnet/physical/v1/physical.pb.h"
 #include "stack/time.h"
 
 namespace qnet::network {
@@ -47,14 +53,23 @@ struct CircuitKey {
   std::string ToString() const { return head + "/" + std::to_string(number); }
 };
 
+// A measure circuit's ends measure each pair's qubit directly (NET-C-2a).
+struct EndMeasure {
+  link::v1::BasisChoice basis = link::v1::BASIS_CHOICE_XZ;
+  std::optional<double> z_probability;  // XZ: probability of Z; absent: 1/2
+};
+
 struct CircuitRequest {
   std::string remote_node;
   double min_fidelity = 0.0;  // end to end; 0: no requirement
-  // Cutoff on the age of a round's oldest link pair at completion; absent:
-  // derived from the fidelity budget and the advertised memory times.
+  // Cutoff on the age of an end-to-end pair's oldest link pair at
+  // completion; absent: derived from the fidelity budget and the advertised
+  // memory times.
   std::optional<absl::Duration> cutoff;
   double min_rate_hz = 0.0;   // admission: refused if the path's expected rate is lower
   std::string upper;          // opaque bytes handed to the tail's upper layer
+  uint32_t depth = 1;         // link pairs per side of each node (NET-C-11a); 0 counts as 1
+  std::optional<EndMeasure> measure;
 };
 
 // What both ends know about a circuit once it is up (and the tail when asked).
@@ -68,18 +83,24 @@ struct CircuitInfo {
   double expected_pair_time_s = 0.0;
   absl::Duration cutoff = absl::InfiniteDuration();
   std::string upper;
+  uint32_t depth = 1;
+  std::optional<EndMeasure> measure;
 };
 
 // One end-to-end pair at one end.
 struct EndPair {
   CircuitKey circuit;
   uint64_t seq = 0;      // per circuit, the same at both ends
-  uint64_t round = 0;
-  uint32_t slot = 0;     // this node's qubit
+  uint32_t slot = 0;     // this node's qubit (kept pairs)
+  // Measure circuits: the basis and result (at the head corrected, NET-C-35).
+  bool measured = false;
+  physical::v1::Basis basis = physical::v1::BASIS_UNSPECIFIED;
+  uint32_t result = 0;
   double estimated_fidelity = 0.0;
   Time completed;        // when the head completed it
   Time delivered;        // when this end handed it up
   std::string remote_node;
+  link::v1::PairId link_pair;  // this end's link pair
 };
 
 class NetworkListener {

@@ -54,8 +54,9 @@ struct NetworkOptions {
   uint32_t link_priority = 0;                           // priority of circuit CREATEs (0 highest)
   absl::Duration create_retry = absl::Milliseconds(1);  // pause before re-issuing a failed CREATE
   absl::Duration setup_timeout = absl::Seconds(2);      // head: no Accept/Refuse by then -> down
-  // Tail: how long a Deliver waits for its pair's OK before it is refused
-  // (NET-C-38a; only real-time backends, whose herald and frame delivery
+  // How long a Deliver (at the tail) or a Track (at an intermediate or the
+  // head) waits for its pair's OK before it is refused (NET-C-38a,
+  // NET-C-30a; only real-time backends, whose herald and frame delivery
   // jitter, ever need it).
   absl::Duration deliver_wait = absl::Milliseconds(50);
 };
@@ -64,8 +65,8 @@ struct NetworkStats {
   uint64_t circuits_opened = 0;   // at this head
   uint64_t circuits_transit = 0;  // installed here as an intermediate or tail
   uint64_t swaps = 0;
-  uint64_t rounds_completed = 0;  // head
-  uint64_t rounds_discarded = 0;  // head, by cutoff
+  uint64_t pairs_completed = 0;  // head: end-to-end pairs delivered
+  uint64_t pairs_discarded = 0;  // head: by cutoff, or lost on the way
   uint64_t pairs_delivered = 0;   // OnPair calls at this node
   uint64_t pairs_expired = 0;
   uint64_t drops = 0;  // refused inputs (each traced)

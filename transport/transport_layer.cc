@@ -499,6 +499,14 @@ void TransportLayer::OpenCircuitFor(Connection& c) {
   request.cutoff = c.qos.cutoff;
   request.min_rate_hz = c.qos.min_rate_hz;
   request.upper = upper.SerializeAsString();
+  // TRN-W4: the circuit holds up to `window` pairs per side of each node.
+  request.depth = c.qos.window;
+  if (c.qos.type == PairType::kMeasure) {  // TRN-M1: the ends measure directly
+    network::EndMeasure m;
+    m.basis = c.qos.basis;
+    if (c.qos.z_probability != 0.5) m.z_probability = c.qos.z_probability;
+    request.measure = m;
+  }
   absl::StatusOr<network::CircuitKey> key =
       network_ ? network_->OpenCircuit(request) : absl::UnavailableError("no network layer");
   if (!key.ok()) {
@@ -597,12 +605,18 @@ void TransportLayer::DiscardSlot(uint32_t slot, const std::string& why) {
   tracer_->Drop(results::v1::DROP_REASON_PAIR_EXPIRED, "transport: " + why);
 }
 
+void TransportLayer::DiscardPair(const network::EndPair& pair, const std::string& why) {
+  if (!pair.measured) return DiscardSlot(pair.slot, why);
+  ++stats_.pairs_discarded;
+  tracer_->Drop(results::v1::DROP_REASON_PAIR_EXPIRED, "transport: " + why);
+}
+
 void TransportLayer::OnPair(const network::EndPair& pair) {
   auto b = circuits_.find(pair.circuit);
   Connection* c = b == circuits_.end() ? nullptr : Find(b->second.connection);
   if (c == nullptr || c->state == State::kClosed || pair.seq == 0) {
     ++stats_.drops;
-    DiscardSlot(pair.slot, "pair of a circuit with no live connection");
+    DiscardPair(pair, "pair of a circuit with no live connection");
     return;
   }
   HandlePair(*c, b->second.first_pair_id + pair.seq - 1, pair);  // TRN-P2
@@ -611,8 +625,12 @@ void TransportLayer::OnPair(const network::EndPair& pair) {
 void TransportLayer::HandlePair(Connection& c, uint64_t pair_id, const network::EndPair& pair) {
   c.last_pair_id = std::max(c.last_pair_id, pair_id);
   const bool beyond_done = c.done_last != 0 && pair_id > c.done_last;
-  if (c.expired.contains(pair_id) || beyond_done || c.seen.contains(pair_id)) {
-    DiscardSlot(pair.slot, absl::StrCat("pair ", pair_id, " expired or beyond the last"));
+  const bool measure = c.qos.type == PairType::kMeasure;
+  if (c.expired.contains(pair_id) || beyond_done || c.seen.contains(pair_id) ||
+      measure != pair.measured) {
+    DiscardPair(pair, measure != pair.measured
+                          ? absl::StrCat("pair ", pair_id, " not of the connection's type")
+                          : absl::StrCat("pair ", pair_id, " expired or beyond the last"));
     MaybeCloseDrainedCircuit(c);
     return;
   }
@@ -621,43 +639,11 @@ void TransportLayer::HandlePair(Connection& c, uint64_t pair_id, const network::
   p.pair_id = pair_id;
   p.time = pair.delivered;
   p.estimated_fidelity = pair.estimated_fidelity;
-  if (c.qos.type == PairType::kMeasure) {  // TRN-M1
-    physical::v1::Basis basis = physical::v1::BASIS_Z;
-    switch (c.qos.basis) {
-      case link::v1::BASIS_CHOICE_Z:
-        basis = physical::v1::BASIS_Z;
-        break;
-      case link::v1::BASIS_CHOICE_X:
-        basis = physical::v1::BASIS_X;
-        break;
-      case link::v1::BASIS_CHOICE_Y:
-        basis = physical::v1::BASIS_Y;
-        break;
-      case link::v1::BASIS_CHOICE_XYZ: {
-        const physical::v1::Basis three[] = {physical::v1::BASIS_X, physical::v1::BASIS_Y,
-                                             physical::v1::BASIS_Z};
-        basis = three[rng_.Below(3)];
-        break;
-      }
-      default:  // XZ and UNSPECIFIED (TRN-M2, TRN-M2a)
-        if (c.qos.z_probability == 0.5) {
-          basis = rng_.Below(2) == 0 ? physical::v1::BASIS_X : physical::v1::BASIS_Z;
-        } else {
-          basis =
-              rng_.Bernoulli(c.qos.z_probability) ? physical::v1::BASIS_Z : physical::v1::BASIS_X;
-        }
-    }
+  if (measure) {  // TRN-M1, TRN-M3: measured directly by the link layer at this end
     p.kept = false;
-    p.basis = basis;
-    const uint64_t request = NextRequestId();
-    PendingOp op{PendingOp::Kind::kPairMeasure, c.socket, {pair.slot}, c.id, p};
-    pending_.emplace(request, std::move(op));
-    physical::v1::Measure m;
-    m.set_request_id(request);
-    m.set_slot(pair.slot);
-    m.set_basis(basis);
-    m.set_keep(false);
-    physical_->Measure(m);
+    p.basis = pair.basis;
+    p.result = pair.result;
+    Announce(c, p);
   } else {
     qubits_[{c.id, pair_id}] = Qubit{c.socket, pair.slot, false};
     c.waiting.push_back(pair_id);

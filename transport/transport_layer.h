@@ -168,11 +168,9 @@ class TransportLayer : public TransportService, public network::NetworkListener 
   };
 
   struct PendingOp {
-    enum class Kind { kOwnerMeasure, kOwnerBell, kPairMeasure } kind;
+    enum class Kind { kOwnerMeasure, kOwnerBell } kind;
     SocketId socket = 0;
     std::vector<uint32_t> slots;
-    ConnectionId connection = 0;
-    Pair pair;
   };
 
   struct Binding {
@@ -206,6 +204,8 @@ class TransportLayer : public TransportService, public network::NetworkListener 
   void Announce(Connection& c, const Pair& pair);
   void PromoteWaiting(Connection& c);
   void Expire(Connection& c, const std::vector<uint64_t>& ids, const std::string& detail);
+  // Frees a pair nobody receives (its slot, if kept) and counts it.
+  void DiscardPair(const network::EndPair& pair, const std::string& why);
   void DiscardSlot(uint32_t slot, const std::string& why);
 
   // Qubits.

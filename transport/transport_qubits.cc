@@ -87,7 +87,7 @@ absl::StatusOr<uint64_t> TransportLayer::Measure(const QubitRef& qubit, physical
     basis = physical::v1::BASIS_Z;
   }
   const uint64_t request = NextRequestId();
-  pending_.emplace(request, PendingOp{PendingOp::Kind::kOwnerMeasure, socket, {slot}, 0, {}});
+  pending_.emplace(request, PendingOp{PendingOp::Kind::kOwnerMeasure, socket, {slot}});
   Consume(qubit);
   physical::v1::Measure m;  // TRN-Q4
   m.set_request_id(request);
@@ -113,7 +113,7 @@ absl::StatusOr<uint64_t> TransportLayer::BellMeasure(const QubitRef& a, const Qu
   const SocketId socket = (*qa)->socket;
   const uint64_t request = NextRequestId();
   pending_.emplace(request,
-                   PendingOp{PendingOp::Kind::kOwnerBell, socket, {slot_a, slot_b}, 0, {}});
+                   PendingOp{PendingOp::Kind::kOwnerBell, socket, {slot_a, slot_b}});
   Consume(a);
   Consume(b);
   physical::v1::BellMeasure m;  // TRN-Q6
@@ -134,20 +134,7 @@ void TransportLayer::OnMeasureResult(const physical::v1::MeasureResult& result) 
   PendingOp op = std::move(it->second);
   pending_.erase(it);
   for (uint32_t slot : op.slots) (void)memory_->Return(slot);  // emptied by the measurement
-  if (op.kind == PendingOp::Kind::kOwnerMeasure) {
-    if (SocketListener* l = ListenerOf(op.socket))
-      l->OnMeasured(result.request_id(), result.result());
-    return;
-  }
-  // TRN-M3: a measured pair reaches the owner with its raw outcome, unless
-  // its id expired or the connection closed while the measurement ran.
-  Connection* c = Find(op.connection);
-  if (c == nullptr || c->state == State::kClosed || c->expired.contains(op.pair.pair_id)) {
-    ++stats_.pairs_discarded;
-    return;
-  }
-  op.pair.result = result.result();
-  Announce(*c, op.pair);
+  if (SocketListener* l = ListenerOf(op.socket)) l->OnMeasured(result.request_id(), result.result());
 }
 
 void TransportLayer::OnBellMeasureResult(const physical::v1::BellMeasureResult& result) {

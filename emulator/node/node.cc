@@ -54,6 +54,7 @@ class NetworkLinkService : public link::LinkService {
     return id;
   }
   void Release(uint32_t slot) override { egp_->Release(slot); }
+  absl::Status Cancel(uint64_t create_id) override { return egp_->Cancel(create_id); }
 
  private:
   std::string node_;

@@ -83,11 +83,11 @@ bool ConnectionSummarizer::Record(const std::string& file_node, const v1::TraceR
       if (!r.pair_expired().circuit().empty())
         CircuitOf(r.pair_expired().circuit(), t).expired.insert(r.pair_expired().seq());
       return true;
-    case v1::TraceRecord::kRoundDiscarded:
-      if (!r.round_discarded().circuit().empty()) {
+    case v1::TraceRecord::kPairDiscarded:
+      if (!r.pair_discarded().circuit().empty()) {
         const std::string reason =
-            r.round_discarded().reason().empty() ? "unspecified" : r.round_discarded().reason();
-        ++CircuitOf(r.round_discarded().circuit(), t).discards[reason];
+            r.pair_discarded().reason().empty() ? "unspecified" : r.pair_discarded().reason();
+        ++CircuitOf(r.pair_discarded().circuit(), t).discards[reason];
       }
       return true;
     case v1::TraceRecord::kPairTruth:  // RES-26: the first record of a label counts

@@ -1,6 +1,6 @@
 // Per-connection and per-app figures of summary.json (specs/topology.md
 // RES-20..RES-33), computed from the network layer's trace records
-// (CircuitEvent, SwapEvent, EndPairEvent, PairExpired, RoundDiscarded),
+// (CircuitEvent, SwapEvent, EndPairEvent, PairExpired, PairDiscarded),
 // qworld's PairTruth records and the apps' result files.
 //
 // Promises: deterministic for the same records in the same order; trace

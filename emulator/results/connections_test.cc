@@ -84,8 +84,8 @@ class Folder {
   }
   void Discarded(const std::string& node, int64_t t, const std::string& key) {
     v1::TraceRecord r;
-    r.mutable_round_discarded()->set_circuit(key);
-    r.mutable_round_discarded()->set_reason("cutoff");
+    r.mutable_pair_discarded()->set_circuit(key);
+    r.mutable_pair_discarded()->set_reason("cutoff");
     Add(node, t, r);
   }
   void Truth(int64_t t, const std::string& label, double fidelity) {

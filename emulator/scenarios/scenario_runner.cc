@@ -76,8 +76,8 @@ absl::StatusOr<std::map<std::string, CircuitTrace>> ReadCircuits(const ScenarioR
         case results::v1::TraceRecord::kPairExpired:
           circuit(r.pair_expired().circuit()).expired_seqs.insert(r.pair_expired().seq());
           break;
-        case results::v1::TraceRecord::kRoundDiscarded:
-          ++circuit(r.round_discarded().circuit()).discarded;
+        case results::v1::TraceRecord::kPairDiscarded:
+          ++circuit(r.pair_discarded().circuit()).discarded;
           break;
         case results::v1::TraceRecord::kSwapEvent:
           ++circuit(r.swap_event().circuit()).swaps;

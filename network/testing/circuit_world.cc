@@ -1,8 +1,10 @@
 #include "network/testing/circuit_world.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "link/create_check.h"
 #include "network/circuit.h"
 
 namespace qnet::network::testing {
@@ -120,14 +122,14 @@ void FakeLink::Connect(int side, link::MemoryPool* pool,
   ends_[side].err = std::move(err);
 }
 
+bool FakeLink::Item::Keeps(int s) const {
+  return link::TypeAt(create, s == side) == link::v1::REQUEST_TYPE_KEEP;
+}
+
 absl::StatusOr<uint64_t> FakeLink::End::Create(const link::v1::Create& create) {
   if (create.remote_node() != link->NodeOf(1 - side)) {
     return absl::InvalidArgumentError(
         absl::StrCat("UNSUPPORTED: ", create.remote_node(), " is not the other end"));
-  }
-  if (create.pairs() != 1 || create.type() != link::v1::REQUEST_TYPE_KEEP) {
-    ++link->violations_;
-    return absl::InvalidArgumentError("CREATE: the network layer asks for one kept pair");
   }
   if (link->refuse_count_ > 0) {
     --link->refuse_count_;
@@ -135,70 +137,139 @@ absl::StatusOr<uint64_t> FakeLink::End::Create(const link::v1::Create& create) {
         absl::StrCat(link::v1::ErrorCode_Name(link->refuse_code_), ": injected"));
   }
   if (link->cut_) return absl::UnavailableError("NORES: link cut");
-  Request r{side, next_create_id++, create};
-  link->queue_.push_back(r);
+  Item item;
+  item.id = link->next_item_++;
+  item.side = side;
+  item.create_id = next_create_id++;
+  item.create = create;
+  link->items_.push_back(item);
   link->Serve();
-  return r.create_id;
+  return item.create_id;
+}
+
+absl::Status FakeLink::End::Cancel(uint64_t create_id) {
+  for (auto it = link->items_.begin(); it != link->items_.end(); ++it) {
+    if (it->side == side && it->create_id == create_id) {
+      link->items_.erase(it);
+      ++link->cancels_;
+      return absl::OkStatus();
+    }
+  }
+  return absl::NotFoundError("no such request");
 }
 
 void FakeLink::End::Release(uint32_t slot) {
-  if (!held.erase(slot)) ++link->violations_;
-  (void)pool->Release(slot);
+  if (!held.contains(slot)) ++link->violations_;
+  (void)pool->Release(slot);  // OnSlotFreed does the bookkeeping
+}
+
+void FakeLink::End::OnSlotFreed(uint32_t slot) {
+  held.erase(slot);
+  // After the pool is done with this slot: serve again at the same time.
+  const uint64_t epoch = link->epoch_;
+  link->sim_->Schedule(link->sim_->Now(), [l = link, epoch] {
+    if (epoch == l->epoch_) l->Serve();
+  });
+}
+
+uint32_t FakeLink::End::HeldBy(uint64_t item) const {
+  uint32_t n = 0;
+  for (const auto& [slot, id] : held) n += id == item;
+  return n;
+}
+
+physical::v1::Basis FakeLink::DrawBasis(const link::v1::Create& create) {
+  switch (create.basis()) {
+    case link::v1::BASIS_CHOICE_Z:
+      return physical::v1::BASIS_Z;
+    case link::v1::BASIS_CHOICE_X:
+      return physical::v1::BASIS_X;
+    case link::v1::BASIS_CHOICE_Y:
+      return physical::v1::BASIS_Y;
+    default:
+      if (create.has_z_probability()) {
+        return rng_.Bernoulli(create.z_probability()) ? physical::v1::BASIS_Z
+                                                      : physical::v1::BASIS_X;
+      }
+      return rng_.Below(2) == 0 ? physical::v1::BASIS_Z : physical::v1::BASIS_X;
+  }
 }
 
 void FakeLink::Serve() {
-  if (busy_ || queue_.empty() || cut_) return;
-  busy_ = true;
-  const Request& r = queue_.front();
-  if (fail_count_ > 0) {
-    --fail_count_;
-    const Request failed = r;
-    queue_.pop_front();
+  if (busy_ || items_.empty() || cut_) return;
+  // Round robin: the first request from the turn on whose keeping ends have
+  // room in its window and a free slot.
+  for (size_t k = 0; k < items_.size(); ++k) {
+    const size_t i = (next_turn_ + k) % items_.size();
+    Item& item = items_[i];
+    bool room = true;
+    for (int s = 0; s < 2; ++s) {
+      if (!item.Keeps(s)) continue;
+      const uint32_t w = item.create.window();
+      if ((w != 0 && ends_[s].HeldBy(item.id) >= w) || ends_[s].pool->free_count() == 0) {
+        room = false;
+      }
+    }
+    if (!room) continue;
+    next_turn_ = i + 1;
+    busy_ = true;
     const uint64_t epoch = epoch_;
-    sim_->Schedule(sim_->Now() + config_.cycle, [this, failed, epoch] {
-      if (epoch != epoch_) return;
-      busy_ = false;
-      SendErr(0, failed, fail_code_, 0, 0);
-      SendErr(1, failed, fail_code_, 0, 0);
-      Serve();
-    });
+    const uint64_t id = item.id;
+    if (fail_count_ > 0) {
+      --fail_count_;
+      const Item failed = item;
+      items_.erase(items_.begin() + static_cast<std::ptrdiff_t>(i));
+      sim_->Schedule(sim_->Now() + config_.cycle, [this, failed, epoch] {
+        if (epoch != epoch_) return;
+        busy_ = false;
+        SendErr(0, failed, fail_code_, 0, 0);
+        SendErr(1, failed, fail_code_, 0, 0);
+        Serve();
+      });
+      return;
+    }
+    std::optional<uint32_t> slot[2];
+    for (int s = 0; s < 2; ++s) {
+      if (item.Keeps(s)) slot[s] = ends_[s].pool->Allocate();
+    }
+    running_ = {slot[0], slot[1]};
+    const uint64_t attempts = rng_.Geometric(config_.p);
+    sim_->Schedule(sim_->Now() + config_.cycle * static_cast<double>(attempts),
+                   [this, id, a = slot[0], b = slot[1], epoch] {
+                     if (epoch != epoch_) return;
+                     Herald(id, a, b);
+                   });
     return;
   }
-  std::optional<uint32_t> slot_a = ends_[0].pool->Allocate();
-  std::optional<uint32_t> slot_b = ends_[1].pool->Allocate();
-  const uint64_t epoch = epoch_;
-  if (!slot_a || !slot_b) {  // memory full: poll again next cycle
-    if (slot_a) (void)ends_[0].pool->Return(*slot_a);
-    if (slot_b) (void)ends_[1].pool->Return(*slot_b);
-    sim_->Schedule(sim_->Now() + config_.cycle, [this, epoch] {
-      if (epoch != epoch_) return;
-      busy_ = false;
-      Serve();
-    });
-    return;
-  }
-  running_ = {*slot_a, *slot_b};
-  const uint64_t attempts = rng_.Geometric(config_.p);
-  sim_->Schedule(sim_->Now() + config_.cycle * static_cast<double>(attempts),
-                 [this, a = *slot_a, b = *slot_b, epoch] {
-                   if (epoch != epoch_) return;
-                   Herald(a, b);
-                 });
 }
 
-void FakeLink::Herald(uint32_t slot_a, uint32_t slot_b) {
-  const Request r = queue_.front();
-  queue_.pop_front();
+void FakeLink::Herald(uint64_t item_id, std::optional<uint32_t> slot_a,
+                      std::optional<uint32_t> slot_b) {
   busy_ = false;
   running_.reset();
+  const std::optional<uint32_t> slots[2] = {slot_a, slot_b};
+  auto it = std::find_if(items_.begin(), items_.end(),
+                         [&](const Item& i) { return i.id == item_id; });
+  if (it == items_.end()) {  // cancelled while its pair was made: nobody wants it
+    for (int s = 0; s < 2; ++s)
+      if (slots[s]) (void)ends_[s].pool->Return(*slots[s]);
+    return Serve();
+  }
+  const Item r = *it;
+  if (++it->served == r.create.pairs()) items_.erase(it);
   const int bell = config_.bell >= 0 ? config_.bell : static_cast<int>(rng_.Below(4));
-  quantum_->AddPair({config_.a, slot_a}, {config_.b, slot_b}, bell);
+  Qubit qubit[2];
+  for (int s = 0; s < 2; ++s) {
+    qubit[s] = Qubit{NodeOf(s), slots[s] ? *slots[s] : kVirtualSlot + next_virtual_++};
+  }
+  quantum_->AddPair(qubit[0], qubit[1], bell);
   End& origin = ends_[r.side];
   link::v1::PairId id;
   id.set_origin(NodeOf(r.side));
   id.set_partner(NodeOf(1 - r.side));
   id.set_sequence(origin.next_sequence++);
-  heralds_.push_back({id, sim_->Now(), r.create.purpose_id()});
+  heralds_.push_back({id, sim_->Now(), r.create.purpose_id(), {qubit[0], qubit[1]}});
+  HeraldRecord& record = heralds_.back();
   const bool expire = expire_count_ > 0;
   if (expire) --expire_count_;
   for (int s = 0; s < 2; ++s) {
@@ -210,14 +281,24 @@ void FakeLink::Herald(uint32_t slot_a, uint32_t slot_b) {
     ok.set_time_ns(static_cast<uint64_t>(sim_->Now().nanos()));
     ok.set_purpose_id(r.create.purpose_id());
     ok.set_remote_node(NodeOf(1 - s));
-    ok.set_slot(s == 0 ? slot_a : slot_b);
     ok.set_link(config_.name);
+    if (slots[s]) {
+      ok.set_slot(*slots[s]);
+    } else {  // measured at once: a random result (the fake keeps no state for it)
+      ok.set_basis(DrawBasis(r.create));
+      ok.set_result(static_cast<uint32_t>(rng_.Below(2)));
+      record.basis[s] = ok.basis();
+      record.result[s] = ok.result();
+    }
     if (expire && s != expire_ok_side_) {  // never delivered here: the slot goes back
-      quantum_->Free({NodeOf(s), ok.slot()});
-      (void)ends_[s].pool->Return(ok.slot());
+      quantum_->Free(qubit[s]);
+      if (slots[s]) (void)ends_[s].pool->Return(*slots[s]);
       continue;
     }
-    ends_[s].held.insert(ok.slot());
+    if (slots[s]) {
+      ends_[s].held[*slots[s]] = r.id;
+      ends_[s].pool->SetOwner(*slots[s], &ends_[s]);
+    }
     if (delay_ok_count_[s] > 0) {  // this end hears its herald late
       --delay_ok_count_[s];
       const uint64_t epoch = epoch_;
@@ -235,7 +316,7 @@ void FakeLink::Herald(uint32_t slot_a, uint32_t slot_b) {
   Serve();
 }
 
-void FakeLink::SendErr(int side, const Request& r, link::v1::ErrorCode code, uint64_t from,
+void FakeLink::SendErr(int side, const Item& r, link::v1::ErrorCode code, uint64_t from,
                        uint64_t to) {
   link::v1::Err err;
   err.set_create_id(r.create_id);
@@ -253,21 +334,21 @@ void FakeLink::Cut() {
   cut_ = true;
   ++epoch_;
   if (running_) {  // the request being served had its slots allocated
-    (void)ends_[0].pool->Return(running_->first);
-    (void)ends_[1].pool->Return(running_->second);
+    if (running_->first) (void)ends_[0].pool->Return(*running_->first);
+    if (running_->second) (void)ends_[1].pool->Return(*running_->second);
     running_.reset();
   }
-  queue_.clear();
+  items_.clear();
   busy_ = false;
 }
 
 // ---- RecordingNetListener ----
 
 void RecordingNetListener::OnPair(const EndPair& pair) {
-  Delivered d{pair, quantum->PartnerOf({node, pair.slot})};
+  Delivered d{pair, pair.measured ? std::nullopt : quantum->PartnerOf({node, pair.slot})};
   pairs.push_back(d);
   if (on_pair) on_pair(pair);
-  if (auto_release) (void)pool->Release(pair.slot);
+  if (auto_release && !pair.measured) (void)pool->Release(pair.slot);
 }
 
 std::vector<uint64_t> RecordingNetListener::Seqs(const CircuitKey& key) const {
@@ -346,6 +427,27 @@ CircuitWorld::CircuitWorld(Config config) : config_(std::move(config)), rng_(con
 }
 
 CircuitWorld::~CircuitWorld() = default;
+
+const FakeLink::HeraldRecord* CircuitWorld::HeraldOf(const link::v1::PairId& id) const {
+  for (const auto& [name, l] : links_) {
+    for (const auto& h : l->heralds()) {
+      if (h.id.origin() == id.origin() && h.id.sequence() == id.sequence() &&
+          h.id.partner() == id.partner()) {
+        return &h;
+      }
+    }
+  }
+  return nullptr;
+}
+
+std::optional<Qubit> CircuitWorld::QubitOf(const std::string& node,
+                                           const link::v1::PairId& id) const {
+  if (const FakeLink::HeraldRecord* h = HeraldOf(id)) {
+    for (const Qubit& q : h->qubit)
+      if (q.node == node) return q;
+  }
+  return std::nullopt;
+}
 
 std::vector<std::string> CircuitWorld::node_names() const {
   std::vector<std::string> out;

@@ -117,6 +117,11 @@ class FakeLink {
     link::v1::PairId id;
     Time at;
     uint32_t purpose_id = 0;
+    Qubit qubit[2];  // side a's and side b's (a measuring end's is virtual)
+    // A measuring end's basis and raw result (UNSPECIFIED for a kept qubit).
+    physical::v1::Basis basis[2] = {physical::v1::BASIS_UNSPECIFIED,
+                                    physical::v1::BASIS_UNSPECIFIED};
+    uint32_t result[2] = {0, 0};
   };
   FakeLink(sim::Simulator* sim, FakeQuantum* quantum, Config config, Rng rng);
   FakeLink(const FakeLink&) = delete;
@@ -149,46 +154,62 @@ class FakeLink {
     delay_ok_count_[side] = count;
     delay_ok_[side] = delay;
   }
-  // Cut: queued CREATEs are dropped, nothing is heralded any more.
+  // Cut: the requests are dropped, nothing is heralded any more.
   void Cut();
   bool cut() const { return cut_; }
 
   const std::vector<HeraldRecord>& heralds() const { return heralds_; }
+  // Requests being served (standing or not done yet), and the cancels seen.
+  size_t requests() const { return items_.size(); }
+  uint64_t cancels() const { return cancels_; }
   uint64_t violations() const { return violations_; }
 
  private:
-  struct End : public link::LinkService {
+  // One end of the fake link: the LinkService its node uses, and the owner of
+  // the slots holding its requests' pairs (LINK-46 windows).
+  struct End : public link::LinkService, public link::SlotOwner {
     FakeLink* link = nullptr;
     int side = 0;
     link::MemoryPool* pool = nullptr;
     std::function<void(const link::v1::Ok&)> ok;
     std::function<void(const link::v1::Err&)> err;
-    std::set<uint32_t> held;
+    std::map<uint32_t, uint64_t> held;  // slot -> item id
     uint64_t next_create_id = 1;
     uint64_t next_sequence = 1;
     absl::StatusOr<uint64_t> Create(const link::v1::Create& create) override;
     void Release(uint32_t slot) override;
+    absl::Status Cancel(uint64_t create_id) override;
+    void OnSlotFreed(uint32_t slot) override;
+    uint32_t HeldBy(uint64_t item) const;
   };
-  struct Request {
-    int side = 0;
+  // A request being served: standing (pairs 0) or until its pairs are done.
+  struct Item {
+    uint64_t id = 0;
+    int side = 0;  // its origin
     uint64_t create_id = 0;
     link::v1::Create create;
+    uint64_t served = 0;
+    bool Keeps(int s) const;
   };
   const std::string& NodeOf(int side) const { return side == 0 ? config_.a : config_.b; }
   void Serve();
-  void Herald(uint32_t slot_a, uint32_t slot_b);
-  void SendErr(int side, const Request& r, link::v1::ErrorCode code, uint64_t from, uint64_t to);
+  void Herald(uint64_t item, std::optional<uint32_t> slot_a, std::optional<uint32_t> slot_b);
+  void SendErr(int side, const Item& r, link::v1::ErrorCode code, uint64_t from, uint64_t to);
+  physical::v1::Basis DrawBasis(const link::v1::Create& create);
 
   sim::Simulator* sim_;
   FakeQuantum* quantum_;
   Config config_;
   Rng rng_;
   End ends_[2];
-  std::deque<Request> queue_;
+  std::vector<Item> items_;  // in the order they came
+  uint64_t next_item_ = 1;
+  size_t next_turn_ = 0;  // round robin over items_
   bool busy_ = false;
-  std::optional<std::pair<uint32_t, uint32_t>> running_;  // slots of the request being served
+  std::optional<std::pair<std::optional<uint32_t>, std::optional<uint32_t>>> running_;
   bool cut_ = false;
   uint64_t epoch_ = 0;  // bumped by Cut() so scheduled heralds lapse
+  uint32_t next_virtual_ = 0;
   link::v1::ErrorCode refuse_code_ = link::v1::ERROR_CODE_UNSPECIFIED;
   int refuse_count_ = 0;
   link::v1::ErrorCode fail_code_ = link::v1::ERROR_CODE_UNSPECIFIED;
@@ -198,12 +219,16 @@ class FakeLink {
   absl::Duration delay_ok_[2] = {absl::ZeroDuration(), absl::ZeroDuration()};
   int expire_ok_side_ = 0;
   std::vector<HeraldRecord> heralds_;
+  uint64_t cancels_ = 0;
   uint64_t violations_ = 0;
 };
 
+// Slots of a measuring end's virtual qubits in FakeQuantum (never a memory slot).
+inline constexpr uint32_t kVirtualSlot = 1u << 30;
+
 // Records everything the network layer tells its upper layer. With
-// auto_release, a delivered pair's slot goes back to the pool at once (after
-// the partner and frame of the qubit are noted).
+// auto_release, a delivered kept pair's slot goes back to the pool at once
+// (after the partner and frame of the qubit are noted).
 class RecordingNetListener : public NetworkListener {
  public:
   struct Delivered {
@@ -220,7 +245,7 @@ class RecordingNetListener : public NetworkListener {
     downs.push_back({key, code, detail});
     if (on_down) on_down(key, code);
   }
-  void OnPair(const EndPair& pair) override;
+  void OnPair(const EndPair& pair) override;  // a kept pair's partner is noted
   void OnPairExpired(const CircuitKey& key, uint64_t seq, const std::string& detail) override {
     expired.push_back({key, seq, detail});
   }
@@ -298,6 +323,10 @@ class CircuitWorld {
   link::MemoryPool& pool(const std::string& node) { return *nodes_.at(node)->pool; }
   CollectingTracer& tracer(const std::string& node) { return *nodes_.at(node)->tracer; }
   FakeLink& link(const std::string& name) { return *links_.at(name); }
+  // The qubit (a measuring end's virtual one) of `node` in link pair `id`.
+  std::optional<Qubit> QubitOf(const std::string& node, const link::v1::PairId& id) const;
+  // The herald record of link pair `id`.
+  const FakeLink::HeraldRecord* HeraldOf(const link::v1::PairId& id) const;
   std::vector<std::string> node_names() const;
 
   // Runs until `done` holds (checked after every event) or `limit` passes.

@@ -183,7 +183,30 @@ network::CircuitInfo FakeNetwork::Info(const Circuit& c, bool head) const {
   info.is_head = head;
   info.remote_node = head ? c.tail : c.key.head;
   info.upper = c.upper;
+  info.depth = c.depth;
+  info.measure = c.measure;
   return info;
+}
+
+physical::v1::Basis FakeNetwork::DrawBasis(const network::EndMeasure& m) {
+  switch (m.basis) {
+    case link::v1::BASIS_CHOICE_Z:
+      return physical::v1::BASIS_Z;
+    case link::v1::BASIS_CHOICE_X:
+      return physical::v1::BASIS_X;
+    case link::v1::BASIS_CHOICE_Y:
+      return physical::v1::BASIS_Y;
+    case link::v1::BASIS_CHOICE_XYZ: {
+      const physical::v1::Basis three[] = {physical::v1::BASIS_Z, physical::v1::BASIS_X,
+                                           physical::v1::BASIS_Y};
+      return three[rng_.Below(3)];
+    }
+    default:
+      if (m.z_probability) {
+        return rng_.Bernoulli(*m.z_probability) ? physical::v1::BASIS_Z : physical::v1::BASIS_X;
+      }
+      return rng_.Below(2) == 0 ? physical::v1::BASIS_Z : physical::v1::BASIS_X;
+  }
 }
 
 absl::StatusOr<network::CircuitKey> FakeNetwork::Open(const std::string& head,
@@ -197,6 +220,8 @@ absl::StatusOr<network::CircuitKey> FakeNetwork::Open(const std::string& head,
   c.key = network::CircuitKey{head, ++next_number_[head]};
   c.tail = r.remote_node;
   c.upper = r.upper;
+  c.measure = r.measure;
+  c.depth = std::max<uint32_t>(r.depth, 1);
   const network::CircuitKey key = c.key;
   circuits_[key] = c;
   ++stats_.circuits;
@@ -232,36 +257,52 @@ void FakeNetwork::Tick(network::CircuitKey key) {
   if (c == nullptr || !c->head_live) return;
   link::MemoryPool& head_pool = *nodes_.at(key.head)->pool;
   link::MemoryPool& tail_pool = *nodes_.at(c->tail)->pool;
-  std::optional<uint32_t> hs = head_pool.Allocate();
-  std::optional<uint32_t> ts = tail_pool.Allocate();
-  if (!hs || !ts) {  // generation waits for memory
-    if (hs) (void)head_pool.Return(*hs);
-    if (ts) (void)tail_pool.Return(*ts);
-    sim_->Schedule(sim_->Now() + options_.pair_interval, [this, key] { Tick(key); });
-    return;
+  std::optional<uint32_t> hs, ts;
+  physical::v1::Basis basis[2] = {physical::v1::BASIS_UNSPECIFIED,
+                                  physical::v1::BASIS_UNSPECIFIED};
+  uint32_t result[2] = {0, 0};
+  if (c->measure) {  // measured at both ends at once: PHI_PLUS correlations
+    basis[0] = DrawBasis(*c->measure);
+    basis[1] = DrawBasis(*c->measure);
+    result[0] = static_cast<uint32_t>(rng_.Below(2));
+    result[1] = basis[0] != basis[1]                   ? static_cast<uint32_t>(rng_.Below(2))
+                : basis[0] == physical::v1::BASIS_Y ? 1 - result[0]
+                                                        : result[0];
+  } else {
+    hs = head_pool.Allocate();
+    ts = tail_pool.Allocate();
+    if (!hs || !ts) {  // generation waits for memory
+      if (hs) (void)head_pool.Return(*hs);
+      if (ts) (void)tail_pool.Return(*ts);
+      sim_->Schedule(sim_->Now() + options_.pair_interval, [this, key] { Tick(key); });
+      return;
+    }
   }
   const uint64_t seq = c->next_seq++;
   const std::string tail = c->tail;
-  world_.AddPair(key.head, *hs, tail, *ts);
+  if (!c->measure) world_.AddPair(key.head, *hs, tail, *ts);
   c->unacked.insert(seq);
   ++stats_.pairs;
   network::EndPair pair;
   pair.circuit = key;
   pair.seq = seq;
-  pair.round = seq;
-  pair.slot = *hs;
+  pair.slot = hs.value_or(0);
+  pair.measured = c->measure.has_value();
+  pair.basis = basis[0];
+  pair.result = result[0];
   pair.estimated_fidelity = options_.estimated_fidelity;
   pair.completed = sim_->Now();
   pair.delivered = sim_->Now();
   pair.remote_node = tail;
   nodes_.at(key.head)->transport->OnPair(pair);
-  const uint32_t tail_slot = *ts;
-  sim_->Schedule(sim_->Now() + options_.delay, [this, key, pair, tail_slot] {
+  const uint32_t tail_slot = ts.value_or(0);
+  sim_->Schedule(sim_->Now() + options_.delay, [this, key, pair, tail_slot, b = basis[1],
+                                                r = result[1]] {
     Circuit* c = Find(key);
     if (c == nullptr) return;
     link::MemoryPool& pool = *nodes_.at(c->tail)->pool;
     if (!c->tail_live || nack_.contains(pair.seq)) {
-      (void)pool.Release(tail_slot);
+      if (!pair.measured) (void)pool.Release(tail_slot);
       if (c->tail_live) {  // DeliverNack back to the head
         sim_->Schedule(sim_->Now() + options_.delay, [this, key, seq = pair.seq] {
           Circuit* c = Find(key);
@@ -273,6 +314,8 @@ void FakeNetwork::Tick(network::CircuitKey key) {
     }
     network::EndPair at_tail = pair;
     at_tail.slot = tail_slot;
+    at_tail.basis = b;
+    at_tail.result = r;
     at_tail.delivered = sim_->Now();
     at_tail.remote_node = key.head;
     nodes_.at(c->tail)->transport->OnPair(at_tail);

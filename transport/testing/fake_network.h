@@ -6,8 +6,10 @@
 //    qubit measured in Z without a gate gives 0. Every request is recorded.
 //  - FakeNetwork: a NetworkService per node joined by a channel with a fixed
 //    one-way delay that can drop datagrams, and circuits between two nodes
-//    that hand out a pair every `pair_interval` (waiting while either node's
-//    MemoryPool is empty) following the network layer's contract
+//    that hand out a pair every `pair_interval` (a kept pair waiting while
+//    either node's MemoryPool is empty; a measure circuit's pair measured at
+//    both ends in bases drawn as the link layer draws them, its results those
+//    of PHI_PLUS) following the network layer's contract
 //    (network/network.h): the head hears OnPair first, the tail one delay
 //    later and acks it; a Nack'd pair or a teardown before the ack makes the
 //    head report OnPairExpired. Faults: loss, circuit failure, refused opens.
@@ -122,6 +124,8 @@ class FakeNetwork {
     bool head_live = true, tail_live = false;
     uint64_t next_seq = 1;
     std::set<uint64_t> unacked;
+    std::optional<network::EndMeasure> measure;
+    uint32_t depth = 1;
   };
 
   absl::StatusOr<network::CircuitKey> Open(const std::string& head,
@@ -130,6 +134,7 @@ class FakeNetwork {
   absl::Status Datagram(const std::string& from, const std::string& to, std::string payload);
   network::CircuitInfo Info(const Circuit& c, bool head) const;
   void Tick(network::CircuitKey key);
+  physical::v1::Basis DrawBasis(const network::EndMeasure& m);
   void HeadDown(Circuit& c, network::v1::CircuitError code);
   Circuit* Find(const network::CircuitKey& key);
 
