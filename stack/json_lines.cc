@@ -1,14 +1,19 @@
 // Trace files (specs/topology.md RES-1..RES-5).
 #include "stack/json_lines.h"
 
+#include <cstdio>
 #include <fstream>
+#include <optional>
+#include <vector>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/util/json_util.h"
+#include "stack/frame_codec.h"
 #include "stack/trace_json.h"
 
 namespace qnet {
@@ -21,8 +26,9 @@ constexpr int64_t kFlushIntervalNs = 20'000'000;
 
 }  // namespace
 
-JsonLinesTracer::JsonLinesTracer(const std::string& path, std::string node, const Clock* clock)
-    : node_(std::move(node)), clock_(clock) {
+JsonLinesTracer::JsonLinesTracer(const std::string& path, std::string node, const Clock* clock,
+                                 Format format)
+    : node_(std::move(node)), clock_(clock), format_(format) {
   file_ = std::fopen(path.c_str(), "we");  // close-on-exec: launchers fork children
   if (file_ != nullptr) buffer_.reserve(kFlushBytes + 4096);
 }
@@ -39,10 +45,11 @@ void JsonLinesTracer::Record(results::v1::TraceRecord record) {
   if (record.time_ns() == 0 && clock_ != nullptr) {
     record.set_time_ns(static_cast<uint64_t>(clock_->Now().nanos()));
   }
-  // The fast writer gives Protobuf's bytes for the records traces hold; anything
-  // else goes through Protobuf's printer (trace_json.h).
-  const size_t mark = buffer_.size();
-  if (!AppendJsonFast(record, &buffer_)) {
+  if (format_ == Format::kBinary) {
+    AppendFrame(record, &buffer_);  // RES-1a
+  } else if (const size_t mark = buffer_.size(); !AppendJsonFast(record, &buffer_)) {
+    // The fast writer gives Protobuf's bytes for the records traces hold;
+    // anything else goes through Protobuf's printer (trace_json.h).
     buffer_.resize(mark);
     google::protobuf::util::JsonPrintOptions options;
     options.add_whitespace = false;
@@ -53,8 +60,10 @@ void JsonLinesTracer::Record(results::v1::TraceRecord record) {
       return;
     }
     buffer_ += line;
+    buffer_ += '\n';
+  } else {
+    buffer_ += '\n';
   }
-  buffer_ += '\n';
   ++records_;
   const int64_t t = static_cast<int64_t>(record.time_ns());
   if (buffer_.size() >= kFlushBytes || t - last_flush_ns_ >= kFlushIntervalNs ||
@@ -73,11 +82,63 @@ void JsonLinesTracer::Flush() {
   if (std::fflush(file_) != 0) ++failed_;
 }
 
+namespace {
+
+absl::Status ForEachBinaryRecord(std::ifstream& in, const std::string& path,
+                                 const std::function<void(results::v1::TraceRecord&&)>& fn,
+                                 uint64_t* malformed) {
+  FrameDecoder decoder(64u << 20);
+  std::vector<char> chunk(1 << 16);
+  uint64_t number = 0;
+  while (in) {
+    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    decoder.Append(std::string_view(chunk.data(), static_cast<size_t>(in.gcount())));
+    for (;;) {
+      absl::StatusOr<std::optional<FrameDecoder::Frame>> next = decoder.Next();
+      if (!next.ok()) {
+        return absl::DataLossError(absl::StrCat(path, ": record ", number + 1, ": ",
+                                                next.status().message()));
+      }
+      if (!next->has_value()) break;
+      ++number;
+      results::v1::TraceRecord record;
+      if ((*next)->oversized || !record.ParseFromString((*next)->payload)) {
+        if (malformed != nullptr) {
+          ++*malformed;
+          continue;
+        }
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": record ", number, " is not a TraceRecord"));
+      }
+      fn(std::move(record));
+    }
+  }
+  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read error"));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ConvertBinaryTrace(const std::string& pb_path, const std::string& jsonl_path) {
+  JsonLinesTracer out(jsonl_path, "", nullptr);
+  if (!out.ok()) return absl::InternalError(absl::StrCat("cannot write ", jsonl_path));
+  absl::Status s = ForEachTraceRecord(
+      pb_path, [&](results::v1::TraceRecord&& r) { out.Record(std::move(r)); });
+  if (!s.ok()) return s;
+  out.Flush();
+  if (out.failed() > 0) return absl::DataLossError(absl::StrCat("writing ", jsonl_path, " failed"));
+  if (std::remove(pb_path.c_str()) != 0) {
+    return absl::InternalError(absl::StrCat("cannot remove ", pb_path));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ForEachTraceRecord(const std::string& path,
                                 const std::function<void(results::v1::TraceRecord&&)>& fn,
                                 uint64_t* malformed) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open trace file"));
+  if (absl::EndsWith(path, ".pb")) return ForEachBinaryRecord(in, path, fn, malformed);
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = true;  // RES-2: readers ignore fields they do not know
   std::string line;

@@ -1,5 +1,8 @@
 // Trace files: one qnet.results.v1.TraceRecord per line in Protobuf's JSON
-// mapping (specs/topology.md, "Results", RES-1..RES-5).
+// mapping (specs/topology.md, "Results", RES-1..RES-5), and the binary form
+// the real-time daemons write while they run (RES-1a: the same records,
+// each a varint byte count followed by the serialized message, in a file
+// named *.pb), which the launcher turns into JSON lines once the run is over.
 #ifndef QNET_STACK_JSON_LINES_H_
 #define QNET_STACK_JSON_LINES_H_
 
@@ -22,9 +25,11 @@ namespace qnet {
 // write, on Flush() and on destruction. Not thread-safe (one per runtime thread).
 class JsonLinesTracer : public Tracer {
  public:
+  enum class Format { kJsonLines, kBinary };
   // Opens (truncates) `path`. Check ok() before use. `clock` may be null (then
-  // records keep the time_ns they carry).
-  JsonLinesTracer(const std::string& path, std::string node, const Clock* clock);
+  // records keep the time_ns they carry). kBinary writes the binary form.
+  JsonLinesTracer(const std::string& path, std::string node, const Clock* clock,
+                  Format format = Format::kJsonLines);
   ~JsonLinesTracer() override;
   JsonLinesTracer(const JsonLinesTracer&) = delete;
   JsonLinesTracer& operator=(const JsonLinesTracer&) = delete;
@@ -42,6 +47,7 @@ class JsonLinesTracer : public Tracer {
   std::FILE* file_ = nullptr;
   std::string node_;
   const Clock* clock_;
+  Format format_;
   std::string buffer_;
   int64_t last_flush_ns_ = -20'000'000;  // the first record is written at once
   uint64_t records_ = 0;
@@ -55,9 +61,15 @@ absl::StatusOr<std::vector<results::v1::TraceRecord>> ReadTraceFile(const std::s
 // Streams a trace file record by record (in file order) without holding it in
 // memory. With `malformed` null a bad line is an error naming the line (as
 // ReadTraceFile); otherwise bad lines are skipped and counted in *malformed.
+// A path ending in ".pb" is read in the binary form (a record that does not
+// parse is a bad line; a truncated last record is ignored).
 absl::Status ForEachTraceRecord(const std::string& path,
                                 const std::function<void(results::v1::TraceRecord&&)>& fn,
                                 uint64_t* malformed = nullptr);
+
+// Rewrites the binary trace `pb_path` as JSON lines at `jsonl_path` (the same
+// records, in order) and removes `pb_path`.
+absl::Status ConvertBinaryTrace(const std::string& pb_path, const std::string& jsonl_path);
 
 }  // namespace qnet
 

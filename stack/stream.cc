@@ -145,6 +145,7 @@ FramedStream::FramedStream(EventRuntime* runtime, std::string peer, Options opti
 FramedStream::~FramedStream() {
   *alive_ = false;
   if (bev_ != nullptr) bufferevent_free(bev_);
+  if (flush_event_ != nullptr) event_free(flush_event_);
 }
 
 std::unique_ptr<FramedStream> FramedStream::Adopt(EventRuntime* runtime, int fd, std::string peer,
@@ -164,6 +165,7 @@ std::unique_ptr<FramedStream> FramedStream::Wrap(EventRuntime* runtime, bufferev
                                                  std::string peer, Options options) {
   std::unique_ptr<FramedStream> stream(new FramedStream(runtime, std::move(peer), options));
   stream->bev_ = bev;
+  stream->flush_event_ = event_new(runtime->base(), -1, 0, &FramedStream::FlushCb, stream.get());
   // Nothing is read until Start(); output may be queued already.
   bufferevent_setcb(bev, nullptr, &FramedStream::WriteCb, &FramedStream::EventCb, stream.get());
   bufferevent_disable(bev, EV_READ);
@@ -192,7 +194,8 @@ void FramedStream::Start(Callbacks callbacks) {
 }
 
 size_t FramedStream::output_bytes() const {
-  return bev_ == nullptr ? 0 : evbuffer_get_length(bufferevent_get_output(bev_));
+  return bev_ == nullptr ? 0
+                         : evbuffer_get_length(bufferevent_get_output(bev_)) + pending_out_.size();
 }
 
 absl::Status FramedStream::Send(const google::protobuf::MessageLite& message) {
@@ -209,17 +212,42 @@ absl::Status FramedStream::SendBytes(std::string_view bytes) {
     FailSoon(why);
     return why;
   }
-  if (bufferevent_write(bev_, bytes.data(), bytes.size()) != 0) {
-    const absl::Status why = absl::InternalError(absl::StrCat("cannot queue output to ", peer_));
-    FailSoon(why);
-    return why;
-  }
+  if (pending_out_.empty() && flush_event_ != nullptr) event_active(flush_event_, EV_TIMEOUT, 0);
+  pending_out_.append(bytes.data(), bytes.size());
   return absl::OkStatus();
+}
+
+void FramedStream::FlushCb(int, short, void* arg) { static_cast<FramedStream*>(arg)->Flush(); }
+
+void FramedStream::Flush() {
+  if (bev_ == nullptr || pending_out_.empty()) return;
+  size_t done = 0;
+  if (evbuffer_get_length(bufferevent_get_output(bev_)) == 0) {
+    // Nothing queued before: straight to the socket, no write event needed
+    // unless the socket does not take it all.
+    const ssize_t n = ::send(bufferevent_getfd(bev_), pending_out_.data(), pending_out_.size(),
+                             MSG_NOSIGNAL);
+    if (n > 0) {
+      done = static_cast<size_t>(n);
+    } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      pending_out_.clear();
+      FailSoon(absl::UnavailableError(absl::StrCat("stream to ", peer_, ": ", SocketError())));
+      return;
+    }
+  }
+  if (done < pending_out_.size() &&
+      bufferevent_write(bev_, pending_out_.data() + done, pending_out_.size() - done) != 0) {
+    pending_out_.clear();
+    FailSoon(absl::InternalError(absl::StrCat("cannot queue output to ", peer_)));
+    return;
+  }
+  pending_out_.clear();
 }
 
 void FramedStream::Close() {
   if (bev_ != nullptr) bufferevent_free(bev_);
   bev_ = nullptr;
+  pending_out_.clear();
   closing_ = false;
   on_flushed_ = nullptr;
 }
@@ -233,7 +261,8 @@ void FramedStream::CloseWhenFlushed(std::function<void()> on_done) {
   }
   closing_ = true;
   bufferevent_disable(bev_, EV_READ);
-  if (output_bytes() == 0) {
+  Flush();
+  if (bev_ != nullptr && output_bytes() == 0) {
     std::weak_ptr<bool> alive = alive_;
     runtime_->Post([this, alive] {
       if (alive.expired()) return;
@@ -322,6 +351,7 @@ void FramedStream::OnEvent(short what) {
 void FramedStream::Finish(absl::Status why) {
   if (bev_ != nullptr) bufferevent_free(bev_);
   bev_ = nullptr;
+  pending_out_.clear();
   if (callbacks_.on_closed) {
     std::function<void(absl::Status)> on_closed = std::move(callbacks_.on_closed);
     callbacks_.on_closed = nullptr;
@@ -334,6 +364,7 @@ void FramedStream::Finish(absl::Status why) {
 void FramedStream::FailSoon(absl::Status why) {
   if (bev_ != nullptr) bufferevent_free(bev_);
   bev_ = nullptr;
+  pending_out_.clear();
   std::weak_ptr<bool> alive = alive_;
   runtime_->Post([this, alive, why = std::move(why)]() mutable {
     if (alive.expired()) return;

@@ -32,6 +32,7 @@
 #include "stack/runtime.h"
 
 struct bufferevent;
+struct event;
 struct evconnlistener;
 struct sockaddr;
 
@@ -59,6 +60,13 @@ absl::StatusOr<StreamAddress> ParseStreamAddress(std::string_view address);
 // on_closed is called once, when the stream ends by itself: OK when the peer
 // closed it in an orderly way, an error status otherwise (socket error, bad
 // length prefix, too much unsent output). Close() by the owner calls nothing.
+//
+// Output is coalesced: the frames sent while the runtime handles one batch
+// of events go out together, in one write to the socket, after the events
+// that were ready; only what the socket does not take at once waits in the
+// bufferevent for the socket to become writable. (A process that handles
+// many frames per wake-up then pays one system call per peer, not three per
+// frame.)
 class FramedStream {
  public:
   struct Callbacks {
@@ -110,6 +118,9 @@ class FramedStream {
   static std::unique_ptr<FramedStream> Wrap(EventRuntime* runtime, bufferevent* bev,
                                             std::string peer, Options options);
   void FailSoon(absl::Status why);
+  // Writes the coalesced output (SendBytes) to the socket.
+  void Flush();
+  static void FlushCb(int fd, short what, void* arg);
   void OnRead();
   void OnWritten();
   void OnEvent(short what);
@@ -122,6 +133,8 @@ class FramedStream {
   std::string peer_;
   Options options_;
   bufferevent* bev_ = nullptr;
+  std::string pending_out_;         // sent, not yet handed to the socket
+  struct event* flush_event_ = nullptr;  // runs Flush() after the ready events
   FrameDecoder decoder_;
   Callbacks callbacks_;
   std::function<void()> on_flushed_;

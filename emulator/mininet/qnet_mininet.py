@@ -14,7 +14,7 @@ documents its fields) and runs this script as root. The driver
   * starts qworld in the root namespace (its Unix socket lives in the file
     system, which network namespaces do not isolate) and one qnode per host;
   * prints progress about once a second (emulated time, pairs per link, read
-    from the growing trace files);
+    from OUT/progress.json, which qworld keeps up to date);
   * waits for every process to exit, and stops them all as soon as one fails,
     the wall timeout passes, or SIGINT/SIGTERM arrives;
   * prints where SAEs fetch QKD keys (`mnexec -a PID curl ...` in the node's
@@ -98,64 +98,30 @@ class Process:
         return "exited with status %d" % code
 
 
-class TraceTail:
-    """Reads a growing JSON-lines trace incrementally (complete lines only)."""
-
-    def __init__(self, path):
-        self.path = path
-        self.offset = 0
-        self.partial = b""
-
-    def poll(self):
-        try:
-            size = os.path.getsize(self.path)
-        except OSError:
-            return []
-        if size < self.offset:
-            self.offset, self.partial = 0, b""
-        if size == self.offset:
-            return []
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            data = f.read(min(size - self.offset, 8 << 20))
-        self.offset += len(data)
-        lines = (self.partial + data).split(b"\n")
-        self.partial = lines.pop()
-        records = []
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                pass
-        return records
-
-
 class Progress:
-    """Emulated time reached and OKs per link (counted at the link's a end)."""
+    """Emulated time reached and pairs per link (at the link's a end), from the
+    small file qworld keeps up to date (OUT/progress.json, specs/topology.md
+    RES-1b)."""
 
     def __init__(self, plan):
         self.duration = float(plan.get("duration_s", 0))
+        self.path = os.path.join(plan["out_dir"], "progress.json")
         self.links = [link["name"] for link in plan["links"]]
         self.oks = {name: 0 for name in self.links}
-        self.a_end = {(link["a"], link["name"]) for link in plan["links"]}
-        self.tails = [("qworld", TraceTail(plan["qworld"]["trace"]))]
-        self.tails += [(n["name"], TraceTail(n["trace"])) for n in plan["nodes"]]
         self.max_ns = 0
         self.tty = sys.stdout.isatty()
         self.pending_newline = False
 
     def poll(self):
-        for node, tail in self.tails:
-            for record in tail.poll():
-                try:
-                    self.max_ns = max(self.max_ns, int(record.get("timeNs", 0)))
-                except (TypeError, ValueError):
-                    continue
-                ok = record.get("ok")
-                if isinstance(ok, dict) and (node, ok.get("link", "")) in self.a_end:
-                    self.oks[ok["link"]] += 1
+        try:
+            with open(self.path, "rb") as f:
+                progress = json.loads(f.read())
+            self.max_ns = int(progress.get("emulatedNs", self.max_ns))
+            for entry in progress.get("linkPairs", []):
+                if entry.get("name") in self.oks:
+                    self.oks[entry["name"]] = int(entry.get("count", 0))
+        except (OSError, ValueError, TypeError, AttributeError):
+            pass  # not written yet, or mid-write: the last reading stays
 
     def line(self):
         t = self.max_ns * 1e-9

@@ -19,6 +19,7 @@
 #include "emulator/qnet/mininet_backend.h"
 #include "emulator/qnet/progress.h"
 #include "emulator/results/summary.h"
+#include "stack/json_lines.h"
 #include "stack/topology_loader.h"
 
 namespace qnet::launcher {
@@ -116,6 +117,15 @@ absl::Status RunBackend(const RunOptions& options, const Topology& topology,
 
 absl::Status SummarizeRun(const Topology& topology, const std::string& out_dir,
                           const std::string& backend, std::FILE* out) {
+  // RES-1a: the real-time daemons wrote binary traces; the results folder
+  // holds JSON lines.
+  std::vector<std::string> traces = {out_dir + "/qworld"};
+  for (const NodeSpec& node : topology.nodes) traces.push_back(out_dir + "/nodes/" + node.name);
+  for (const std::string& t : traces) {
+    std::error_code ec;
+    if (!fs::exists(t + ".pb", ec)) continue;
+    if (absl::Status s = ConvertBinaryTrace(t + ".pb", t + ".jsonl"); !s.ok()) return s;
+  }
   absl::StatusOr<results::v1::Summary> summary = results::Summarize(topology, out_dir, backend);
   if (!summary.ok()) {
     return absl::Status(summary.status().code(),

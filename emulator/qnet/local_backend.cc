@@ -233,7 +233,9 @@ std::vector<LocalApp> PlanApps(const Topology& topology, const DaemonSettings& s
 }
 
 std::vector<std::string> CommonDaemonFlags(const DaemonSettings& settings) {
-  std::vector<std::string> flags = {"--out", settings.out_dir};
+  // RES-1a: the daemons write binary traces while they run; the launcher
+  // turns them into JSON lines once they are done.
+  std::vector<std::string> flags = {"--out", settings.out_dir, "--trace_format", "binary"};
   if (settings.seed) {
     flags.push_back("--seed");
     flags.push_back(absl::StrCat(*settings.seed));

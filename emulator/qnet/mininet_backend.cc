@@ -181,8 +181,7 @@ absl::StatusOr<std::string> MininetPlanJson(const Topology& topology,
         Object({{"name", Str(node.name)},
                 {"host", Str(host_of[node.name])},
                 {"argv", Strings(argv)},
-                {"log", Str(absl::StrCat(settings.out_dir, "/logs/", node.name, ".log"))},
-                {"trace", Str(absl::StrCat(settings.out_dir, "/nodes/", node.name, ".jsonl"))}});
+                {"log", Str(absl::StrCat(settings.out_dir, "/logs/", node.name, ".log"))}});
   }
 
   // App programs run in their node's host; the app socket is a file, so it
@@ -219,8 +218,7 @@ absl::StatusOr<std::string> MininetPlanJson(const Topology& topology,
       {"duration_s", Num(topology.duration_s)},
       {"time_dilation", Num(topology.time_dilation)},
       {"qworld", Object({{"argv", Strings(qworld_argv)},
-                         {"log", Str(settings.out_dir + "/logs/qworld.log")},
-                         {"trace", Str(settings.out_dir + "/qworld.jsonl")}})},
+                         {"log", Str(settings.out_dir + "/logs/qworld.log")}})},
       {"nodes", nodes},
       {"links", links},
       {"apps", apps},

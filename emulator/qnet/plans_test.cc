@@ -197,7 +197,6 @@ TEST(MininetPlanTest, LinksGetSlash30SubnetsAndPeersDialAcrossThem) {
   ASSERT_EQ(nodes.size(), 3);
   EXPECT_EQ(Field(nodes[0], "host"), "qabcn1");
   EXPECT_EQ(Field(nodes[1], "log"), "/out/logs/b.log");
-  EXPECT_EQ(Field(nodes[1], "trace"), "/out/nodes/b.jsonl");
   const std::vector<std::string> a = Argv(nodes[0]), b = Argv(nodes[1]), c = Argv(nodes[2]);
   EXPECT_EQ(ValueOf(a, "--listen"), "0.0.0.0:7000");
   EXPECT_EQ(ValueOf(a, "--qworld"), "unix:/out/qworld.sock");

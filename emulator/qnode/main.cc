@@ -30,6 +30,9 @@ ABSL_FLAG(std::vector<std::string>, peer, {},
           "NEIGHBOUR=HOST:PORT of a neighbour this node dials; repeat the flag (or separate with "
           "commas)");
 ABSL_FLAG(std::string, out, ".", "results folder: the trace goes to OUT/nodes/NAME.jsonl");
+ABSL_FLAG(std::string, trace_format, "json",
+          "json: OUT/nodes/NAME.jsonl; binary: OUT/nodes/NAME.pb, cheaper per record "
+          "(specs/topology.md RES-1a)");
 ABSL_FLAG(std::optional<uint64_t>, seed, std::nullopt, "seed (default: the topology's)");
 ABSL_FLAG(std::optional<double>, duration, std::nullopt,
           "emulated seconds to run (default: the topology's)");
@@ -93,6 +96,13 @@ int main(int argc, char** argv) {
   options.connect_timeout = absl::Seconds(absl::GetFlag(FLAGS_connect_timeout));
   options.link_margin_wall = absl::Milliseconds(absl::GetFlag(FLAGS_link_margin_ms));
   options.app_socket = absl::GetFlag(FLAGS_app_socket);
+  const std::string format = absl::GetFlag(FLAGS_trace_format);
+  if (format != "json" && format != "binary") {
+    std::fprintf(stderr, "qnode: --trace_format must be json or binary, not '%s'\n",
+                 format.c_str());
+    return 2;
+  }
+  options.binary_trace = format == "binary";
 
   absl::StatusOr<std::unique_ptr<qnet::EventRuntime>> runtime = qnet::EventRuntime::Create();
   if (!runtime.ok()) return Fail(name, std::string(runtime.status().message()));

@@ -95,9 +95,13 @@ absl::Status NodeDaemon::Init() {
   std::error_code ec;
   std::filesystem::create_directories(out + "/nodes", ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", out, "/nodes: ", ec.message()));
-  tracer_ = std::make_unique<JsonLinesTracer>(out + "/nodes/" + me + ".jsonl", me, runtime_);
-  if (!tracer_->ok())
-    return absl::InternalError(absl::StrCat("cannot write ", out, "/nodes/", me, ".jsonl"));
+  const std::string trace_path =
+      absl::StrCat(out, "/nodes/", me, options_.binary_trace ? ".pb" : ".jsonl");
+  tracer_ = std::make_unique<JsonLinesTracer>(trace_path, me, runtime_,
+                                              options_.binary_trace
+                                                  ? JsonLinesTracer::Format::kBinary
+                                                  : JsonLinesTracer::Format::kJsonLines);
+  if (!tracer_->ok()) return absl::InternalError(absl::StrCat("cannot write ", trace_path));
 
   node::QworldClient::Callbacks callbacks;
   callbacks.on_hello_ack = [this](const physical::v1::HelloAck& ack) {

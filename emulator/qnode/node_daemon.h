@@ -77,6 +77,9 @@ struct NodeDaemonOptions {
   absl::Duration link_margin_wall = absl::Milliseconds(2);
   // Unix socket path of the app server; empty: no app server.
   std::string app_socket;
+  // The trace: JSON lines at OUT/nodes/NAME.jsonl, or the binary form
+  // (RES-1a) at OUT/nodes/NAME.pb, which costs less per record.
+  bool binary_trace = false;
 };
 
 // Parses repeated "--peer NAME=HOST:PORT" values (each may hold a comma-separated list).

@@ -22,6 +22,8 @@ ABSL_FLAG(std::string, topology, "", "topology file (XML, specs/topology.md)");
 ABSL_FLAG(std::string, socket, "", "Unix socket path the nodes connect to");
 ABSL_FLAG(std::string, listen_tcp, "", "also accept nodes on this HOST:PORT");
 ABSL_FLAG(std::string, out, ".", "results folder: qworld.jsonl is written here");
+ABSL_FLAG(std::string, trace_format, "json",
+          "json: OUT/qworld.jsonl; binary: OUT/qworld.pb (specs/topology.md RES-1a)");
 ABSL_FLAG(std::optional<uint64_t>, seed, std::nullopt, "seed (default: the topology's)");
 ABSL_FLAG(std::optional<double>, duration, std::nullopt,
           "emulated seconds to run (default: the topology's)");
@@ -62,6 +64,9 @@ int main(int argc, char** argv) {
   options.grace_s = absl::GetFlag(FLAGS_grace);
   options.start_delay = absl::Milliseconds(absl::GetFlag(FLAGS_start_delay_ms));
   options.max_start_lag_wall = absl::Milliseconds(absl::GetFlag(FLAGS_max_start_lag_ms));
+  const std::string format = absl::GetFlag(FLAGS_trace_format);
+  if (format != "json" && format != "binary") return Fail("--trace_format must be json or binary");
+  options.binary_trace = format == "binary";
 
   absl::StatusOr<std::unique_ptr<qnet::EventRuntime>> runtime = qnet::EventRuntime::Create();
   if (!runtime.ok()) return Fail(std::string(runtime.status().message()));

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "google/protobuf/util/json_util.h"
 
 namespace qnet::qworld {
 namespace {
@@ -92,9 +93,12 @@ absl::Status WorldServer::Init(PhysicsCoreFactory core) {
   if (ec)
     return absl::InternalError(
         absl::StrCat("cannot create ", options_.out_dir, ": ", ec.message()));
-  const std::string trace_path =
-      (options_.out_dir.empty() ? "." : options_.out_dir) + "/qworld.jsonl";
-  tracer_ = std::make_unique<JsonLinesTracer>(trace_path, "qworld", runtime_);
+  const std::string trace_path = (options_.out_dir.empty() ? "." : options_.out_dir) +
+                                 (options_.binary_trace ? "/qworld.pb" : "/qworld.jsonl");
+  tracer_ = std::make_unique<JsonLinesTracer>(
+      trace_path, "qworld", runtime_,
+      options_.binary_trace ? JsonLinesTracer::Format::kBinary
+                            : JsonLinesTracer::Format::kJsonLines);
   if (!tracer_->ok()) return absl::InternalError(absl::StrCat("cannot write ", trace_path));
 
   const Rng root(options_.seed.value_or(topology_.seed));
@@ -108,6 +112,7 @@ absl::Status WorldServer::Init(PhysicsCoreFactory core) {
   }
   core_ = core(topology_, root.Fork("qworld"), this);
 
+  for (const LinkSpec& link : topology_.links) link_a_[link.name] = link.a;
   delivery_timer_ = runtime_->CreateTimer([this] { FlushDue(); });
   stop_timer_ = runtime_->CreateTimer([this] { StopRun("the run's duration is over"); });
   auto on_accept = [this](std::unique_ptr<FramedStream> stream) { OnAccept(std::move(stream)); };
@@ -316,6 +321,10 @@ void WorldServer::SendNow(uint64_t id, WorldToNode message) {
     return;
   }
   if (message.version() == 0) message.set_version(1);
+  if (message.has_herald() && message.herald().outcome() == physical::v1::OUTCOME_SUCCESS) {
+    auto a = link_a_.find(message.herald().link());  // RES-1b: pairs counted at the a end
+    if (a != link_a_.end() && a->second == it->second->node) ++link_pairs_[a->first];
+  }
   if (it->second->stream->Send(message).ok()) {
     ++deliveries_sent_;
   } else {
@@ -350,6 +359,11 @@ void WorldServer::MaybeStart() {
   }
   started_ = true;
   for (const auto& [name, id] : node_connection_) SendStart(id);
+  progress_timer_ = runtime_->CreateWallTimer([this] {
+    WriteProgress();
+    progress_timer_->ArmAfter(absl::Milliseconds(250));
+  });
+  progress_timer_->ArmAfter(absl::Milliseconds(250));
   stop_timer_->ArmAt(Time::FromSeconds(duration_s_ + options_.grace_s));
   Log(absl::StrFormat("start: %d nodes, epoch %d ns (monotonic), time dilation %g, duration %g s",
                       topology_.nodes.size(), epoch_ns_, topology_.time_dilation, duration_s_));
@@ -363,6 +377,8 @@ void WorldServer::StopRun(const std::string& reason) {
   pending_.clear();
   delivery_timer_->Cancel();
   stop_timer_->Cancel();
+  if (progress_timer_) progress_timer_->Cancel();
+  WriteProgress();
   WorldToNode stop;
   stop.mutable_stop()->set_reason(reason);
   for (const auto& [name, id] : node_connection_) SendNow(id, stop);
@@ -382,6 +398,25 @@ void WorldServer::StopRun(const std::string& reason) {
   });
   leave_timer_->ArmAfter(options_.stop_timeout);
   CheckAllLeft();
+}
+
+void WorldServer::WriteProgress() {
+  if (!started_) return;
+  results::v1::RunProgress progress;
+  progress.set_emulated_ns(static_cast<uint64_t>(runtime_->Now().nanos()));
+  for (const LinkSpec& link : topology_.links) {
+    results::v1::NamedCount* c = progress.add_link_pairs();
+    c->set_name(link.name);
+    c->set_count(link_pairs_[link.name]);
+  }
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(progress, &json).ok()) return;
+  const std::string dir = options_.out_dir.empty() ? "." : options_.out_dir;
+  const std::string tmp = dir + "/.progress.json.tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "we");
+  if (f == nullptr) return;
+  const bool written = std::fwrite(json.data(), 1, json.size(), f) == json.size();
+  if (std::fclose(f) == 0 && written) std::rename(tmp.c_str(), (dir + "/progress.json").c_str());
 }
 
 void WorldServer::CheckAllLeft() {

@@ -29,7 +29,10 @@
 // - Abort() (SIGINT/SIGTERM in the daemon) sends Stop at once and ends the run
 //   with an error; so does the loss of every node before the end.
 // Everything World records (HeraldTruth, Batch, drops) and the server's own
-// drops go to OUT/qworld.jsonl (node "qworld").
+// drops go to OUT/qworld.jsonl (node "qworld"). About four times a second of
+// wall time, and when the run stops, it writes OUT/progress.json (RES-1b):
+// its emulated time and, per link, the successes it heralded to the link's
+// `a` end.
 #ifndef QNET_EMULATOR_QWORLD_WORLD_SERVER_H_
 #define QNET_EMULATOR_QWORLD_WORLD_SERVER_H_
 
@@ -66,6 +69,8 @@ struct WorldServerOptions {
   // PHYS-B4a: a batch may start up to this much wall time before the later
   // of its two Generates arrived, at the ends' shared reference time.
   absl::Duration max_start_lag_wall = absl::Milliseconds(5);
+  // The trace: OUT/qworld.jsonl, or the binary form OUT/qworld.pb (RES-1a).
+  bool binary_trace = false;
   std::function<void(const std::string&)> log;      // one line per event; default: stderr
 };
 
@@ -143,6 +148,7 @@ class WorldServer : public world::World::Output {
   void StopRun(const std::string& reason);
   void CheckAllLeft();
   void Finish(absl::Status why);
+  void WriteProgress();
   std::string Describe(const Connection& connection) const;
   void Log(const std::string& line) const;
 
@@ -158,7 +164,9 @@ class WorldServer : public world::World::Output {
   std::set<std::string> said_hello_;
   std::map<Key, Pending> pending_;  // deliveries not yet due
   std::unique_ptr<Timer> delivery_timer_, stop_timer_;
-  std::unique_ptr<WallTimer> leave_timer_, flush_timer_;
+  std::unique_ptr<WallTimer> leave_timer_, flush_timer_, progress_timer_;
+  std::map<std::string, std::string> link_a_;     // link -> its `a` node
+  std::map<std::string, uint64_t> link_pairs_;  // successes heralded to the `a` end
   std::function<void(absl::Status)> on_finished_;
   absl::Status end_status_;  // what the run ends with once every node has left
   uint64_t next_connection_ = 1;
