@@ -111,6 +111,8 @@ class QubitRegistry {
   absl::StatusOr<GroupId> Join(QubitId a, QubitId b);
   // Removes qubit `index` of group `id` from the registry (state already reduced).
   void Detach(GroupId id, int index);
+  // BellMeasure of a and b when each is one of a pair that is its own group.
+  absl::StatusOr<int> SwapTwoPairs(QubitId a, QubitId b, Time now, Rng& rng);
   GroupId NewGroup(Group g);
 
   std::vector<HardwareSpec> hardware_;

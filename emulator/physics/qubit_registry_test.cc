@@ -166,3 +166,76 @@ TEST(QubitRegistryTest, ReducedStateDoesNotMutateAndLazyNoiseIsExact) {
 
 }  // namespace
 }  // namespace qnet::physics
+
+namespace qnet::physics {
+namespace {
+
+// A random two-qubit density matrix: a mixture of random pure states.
+Matrix4 RandomState(Rng& rng) {
+  Matrix4 rho = Matrix4::Zero();
+  for (int k = 0; k < 3; ++k) {
+    Eigen::Vector4cd v;
+    for (int i = 0; i < 4; ++i) v(i) = {rng.Uniform() - 0.5, rng.Uniform() - 0.5};
+    v.normalize();
+    rho += rng.Uniform() * v * v.adjoint();
+  }
+  return rho / rho.trace().real();
+}
+
+// PHYS-M7, PHYS-Q3: the swap of two pairs that are groups of their own
+// (what every repeater does) gives the outcome, the random draws and the
+// partners' state that the general path gives (a 4-qubit group, CNOT, H,
+// two Z measurements), for random mixed states, either qubit order in each
+// pair and depolarising memories with pending noise.
+TEST(QubitRegistryTest, SwapOfTwoPairsEqualsTheGeneralBellMeasurement) {
+  HardwareSpec hw;
+  hw.name = "hw";
+  hw.memories = 4;
+  hw.depolar_s = 0.5;
+  Rng states(99);
+  for (int trial = 0; trial < 200; ++trial) {
+    SCOPED_TRACE(trial);
+    const Matrix4 rho1 = RandomState(states), rho2 = RandomState(states);
+    const bool flip1 = trial & 1, flip2 = trial & 2;  // where a and b sit in their pairs
+    const QubitId A{0, 0}, B1{1, 0}, B2{1, 1}, C{2, 0};
+    QubitRegistry fast({hw, hw, hw});
+    if (flip1) {
+      ASSERT_TRUE(fast.AddPair(B1, A, rho1, Time::Zero()).ok());
+    } else {
+      ASSERT_TRUE(fast.AddPair(A, B1, rho1, Time::Zero()).ok());
+    }
+    if (flip2) {
+      ASSERT_TRUE(fast.AddPair(C, B2, rho2, Time::FromNanos(1000)).ok());
+    } else {
+      ASSERT_TRUE(fast.AddPair(B2, C, rho2, Time::FromNanos(1000)).ok());
+    }
+    const Time now = Time::FromNanos(200'000'000);
+    Rng rng_fast(1000 + static_cast<uint64_t>(trial));
+    absl::StatusOr<int> m = fast.BellMeasure(B1, B2, now, rng_fast);
+    ASSERT_TRUE(m.ok());
+    // The general path by hand: (A, B1) and (B2, C), B1 and B2 brought up to date.
+    DensityMatrix s1(rho1), s2(rho2);
+    const MemoryNoise noise(hw);
+    const int b1 = flip1 ? 0 : 1, b2 = flip2 ? 1 : 0;
+    s1.ApplyChannel(b1, noise.Channel(0.2));
+    s2.ApplyChannel(b2, noise.Channel(0.2 - 1e-6));
+    if (flip1) s1 = s1.Reduced({1, 0});
+    if (flip2) s2 = s2.Reduced({1, 0});
+    DensityMatrix joint = DensityMatrix::Tensor(s1, s2);  // A, B1, B2, C
+    joint.ApplyUnitary(1, 2, Cnot());
+    joint.ApplyUnitary(1, Hadamard());
+    Rng rng_slow(1000 + static_cast<uint64_t>(trial));
+    const int z = joint.MeasureAndRemove(1, Basis::kZ, rng_slow);  // A, B2, C
+    const int x = joint.MeasureAndRemove(1, Basis::kZ, rng_slow);  // A, C
+    EXPECT_EQ(*m, x | (z << 1));
+    absl::StatusOr<DensityMatrix> ac = fast.ReducedState({A, C}, Time::Zero());
+    ASSERT_TRUE(ac.ok());
+    EXPECT_LT((ac->matrix() - joint.matrix()).cwiseAbs().maxCoeff(), 1e-12);
+    EXPECT_EQ(fast.groups(), 1u);
+    EXPECT_FALSE(fast.Holds(B1));
+    EXPECT_FALSE(fast.Holds(B2));
+  }
+}
+
+}  // namespace
+}  // namespace qnet::physics

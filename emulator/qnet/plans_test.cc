@@ -71,9 +71,10 @@ TEST(LocalPlanTest, EveryNodeGetsItsAddressPortAndPeersAndTheDaemonFlags) {
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->socket_path, "/out/qworld.sock");
   EXPECT_EQ(plan->qworld_log_path, "/out/logs/qworld.log");
-  EXPECT_THAT(plan->qworld_argv, ElementsAre("/bin/qworld", "--topology", "/out/topology.xml",
-                                             "--socket", "/out/qworld.sock", "--out", "/out",
-                                             "--seed", "42", "--duration", "1.5"));
+  EXPECT_THAT(plan->qworld_argv,
+              ElementsAre("/bin/qworld", "--topology", "/out/topology.xml", "--socket",
+                          "/out/qworld.sock", "--out", "/out", "--trace_format", "binary",
+                          "--seed", "42", "--duration", "1.5"));
   ASSERT_EQ(plan->nodes.size(), 3u);
   std::set<std::string> listens;
   for (size_t i = 0; i < 3; ++i) {
@@ -86,6 +87,7 @@ TEST(LocalPlanTest, EveryNodeGetsItsAddressPortAndPeersAndTheDaemonFlags) {
     EXPECT_EQ(ValueOf(n.argv, "--qworld"), "unix:/out/qworld.sock");
     EXPECT_EQ(ValueOf(n.argv, "--topology"), "/out/topology.xml");
     EXPECT_EQ(ValueOf(n.argv, "--out"), "/out");
+    EXPECT_EQ(ValueOf(n.argv, "--trace_format"), "binary");  // RES-1a
     EXPECT_EQ(ValueOf(n.argv, "--seed"), "42");
     EXPECT_EQ(ValueOf(n.argv, "--duration"), "1.5");
     listens.insert(ValueOf(n.argv, "--listen"));
@@ -177,9 +179,10 @@ TEST(MininetPlanTest, LinksGetSlash30SubnetsAndPeersDialAcrossThem) {
   EXPECT_EQ(f.at("tag").string_value(), "qabc");
   EXPECT_EQ(f.at("wall_timeout_s").number_value(), 40);
   EXPECT_EQ(f.at("socket_path").string_value(), "/out/qworld.sock");
-  EXPECT_THAT(Argv(f.at("qworld")), ElementsAre("/bin/qworld", "--topology", "/out/topology.xml",
-                                                "--socket", "/out/qworld.sock", "--out", "/out",
-                                                "--seed", "42", "--duration", "1.5"));
+  EXPECT_THAT(Argv(f.at("qworld")),
+              ElementsAre("/bin/qworld", "--topology", "/out/topology.xml", "--socket",
+                          "/out/qworld.sock", "--out", "/out", "--trace_format", "binary",
+                          "--seed", "42", "--duration", "1.5"));
 
   const auto& links = f.at("links").list_value().values();
   ASSERT_EQ(links.size(), 2);
