@@ -299,8 +299,10 @@ void Egp::StartBatch(QueueItem& item, Time reference) {
   window_wait_ = pairs == 0;
   if (!window_wait_) {
     memory_wait_ = memory_->WaitForSlot([this](uint32_t slot) { OnMemoryGranted(slot); });
+    memory_poll_timer_->ArmAt(runtime_->Now() + SecondsToDuration(spec_.memory_poll_s));
   }
-  memory_poll_timer_->ArmAt(runtime_->Now() + SecondsToDuration(spec_.memory_poll_s));
+  // A full window opens only when the item's own pairs are freed (LINK-46):
+  // no poll then, only the other items' eligibility.
   if (std::optional<Time> next = queue_.NextChangeAfter(last_reference_)) wake_timer_->ArmAt(*next);
 }
 

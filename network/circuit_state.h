@@ -112,6 +112,9 @@ struct Circuit {
   };
   std::deque<PendingDeliver> pending_delivers;
   std::unique_ptr<Timer> deliver_timer;
+  uint64_t ack_seq = 0;    // the latest seq handed up
+  uint64_t acked_seq = 0;  // the latest seq a DeliverAck was sent for
+  std::unique_ptr<Timer> ack_timer;
 
   bool measures() const { return info.measure.has_value(); }
   size_t links() const { return info.links.size(); }

@@ -109,6 +109,7 @@ void PairStream::Stop(Circuit& c) {
   c.retry_timer.reset();
   c.park_timer.reset();
   c.deliver_timer.reset();
+  c.ack_timer.reset();
   if (c.create_id && c.downstream.present) {  // NET-C-21
     if (link::LinkService* service = ctx_->ServiceOf(c.downstream.link)) {
       (void)service->Cancel(*c.create_id);
@@ -309,6 +310,12 @@ void PairStream::TrySwap(Circuit& c) {
     bm.set_slot_a(ps.up.slot);
     bm.set_slot_b(ps.down.slot);
     ctx_->physical->BellMeasure(bm);
+    // NET-C-28: the measurement empties both slots (PHYS-M7) the moment it is
+    // made; the device handles requests in order, so a Generate sent after
+    // this finds them free. The link ends hear it (LINK-46) and generate again
+    // without waiting for the outcome.
+    (void)ctx_->memory->Return(ps.up.slot);
+    (void)ctx_->memory->Return(ps.down.slot);
   }
 }
 
@@ -321,9 +328,6 @@ void PairStream::OnBellMeasureResult(const physical::v1::BellMeasureResult& resu
   }
   PendingSwap ps = std::move(it->second);
   swaps_.erase(it);
-  // NET-C-28: the measurement emptied both slots; the link ends hear it.
-  (void)ctx_->memory->Return(ps.up.slot);
-  (void)ctx_->memory->Return(ps.down.slot);
   ++ctx_->stats.swaps;
   results::v1::TraceRecord r;
   auto* e = r.mutable_swap_event();
@@ -750,13 +754,25 @@ bool PairStream::DeliverHeld(Circuit& cref, const std::string& neighbour_ref,
   }
   ctx_->tracer->Record(std::move(r));
   ++ctx_->stats.pairs_delivered;
-  v1::NetworkFrame frame;
-  v1::DeliverAck* ack = frame.mutable_deliver_ack();  // NET-C-37
-  *ack->mutable_circuit() = deliver.circuit();
-  ack->set_seq(seq);
-  ctx_->Send(neighbour, frame);
+  // NET-C-37: one cumulative DeliverAck for the Delivers handled together.
+  c->ack_seq = seq;
+  if (!c->ack_timer) {
+    c->ack_timer = ctx_->runtime->CreateTimer([this, key] { SendAck(key); });
+  }
+  if (!c->ack_timer->armed()) c->ack_timer->ArmAt(ctx_->runtime->Now());
   ctx_->listener->OnPair(end);
   return true;
+}
+
+void PairStream::SendAck(const CircuitKey& key) {
+  Circuit* c = table_->Find(key);
+  if (c == nullptr || c->ack_seq <= c->acked_seq) return;
+  c->acked_seq = c->ack_seq;
+  v1::NetworkFrame frame;
+  v1::DeliverAck* ack = frame.mutable_deliver_ack();
+  *ack->mutable_circuit() = ToProto(key);
+  ack->set_seq(c->ack_seq);
+  ctx_->Send(c->upstream.neighbour, frame);
 }
 
 void PairStream::HandleDeliverAck(const std::string& neighbour, const v1::DeliverAck& ack) {
@@ -768,11 +784,16 @@ void PairStream::HandleDeliverAck(const std::string& neighbour, const v1::Delive
     ctx_->Send(c->upstream.neighbour, frame);
     return;
   }
-  if (c->unacked.erase(ack.seq()) == 0) {
+  // Cumulative: every seq up to it was delivered (the Nacks of refused ones
+  // came before it on the same path).
+  auto end = c->unacked.upper_bound(ack.seq());
+  if (end == c->unacked.begin()) {
     ctx_->Drop(DROP_REASON_UNEXPECTED_FRAME,
                absl::StrCat("DeliverAck seq ", ack.seq(), " of circuit ", c->key.ToString(),
                             " not awaiting one"));
+    return;
   }
+  c->unacked.erase(c->unacked.begin(), end);
 }
 
 void PairStream::HandleDeliverNack(const std::string& neighbour, const v1::DeliverNack& nack) {

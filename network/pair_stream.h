@@ -72,6 +72,8 @@ class PairStream {
   void ServePendingDelivers(const CircuitKey& key);
   void SendDeliverNack(const std::string& neighbour, const v1::CircuitKey& circuit, uint64_t seq,
                        const std::string& detail);
+  // Tail: the cumulative DeliverAck of the Delivers handed up so far (NET-C-37).
+  void SendAck(const CircuitKey& key);
   void MarkLost(Circuit& c, const link::v1::PairId& id);
 
   NetworkContext* ctx_;

@@ -2,6 +2,7 @@
 #include "stack/json_lines.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <vector>
@@ -131,6 +132,35 @@ absl::Status ConvertBinaryTrace(const std::string& pb_path, const std::string& j
     return absl::InternalError(absl::StrCat("cannot remove ", pb_path));
   }
   return absl::OkStatus();
+}
+
+absl::Status PrintTraceAsJsonLines(const std::string& path, std::FILE* out) {
+  std::string buffer;
+  google::protobuf::util::JsonPrintOptions options;
+  bool write_failed = false;
+  absl::Status s = ForEachTraceRecord(path, [&](results::v1::TraceRecord&& r) {
+    if (const size_t mark = buffer.size(); !AppendJsonFast(r, &buffer)) {
+      buffer.resize(mark);
+      std::string line;
+      (void)google::protobuf::util::MessageToJsonString(r, &line, options);
+      buffer += line;
+    }
+    buffer += '\n';
+    if (buffer.size() >= kFlushBytes) {
+      write_failed |= std::fwrite(buffer.data(), 1, buffer.size(), out) != buffer.size();
+      buffer.clear();
+    }
+  });
+  write_failed |= std::fwrite(buffer.data(), 1, buffer.size(), out) != buffer.size();
+  if (!s.ok()) return s;
+  if (write_failed || std::fflush(out) != 0) return absl::DataLossError("cannot write the output");
+  return absl::OkStatus();
+}
+
+std::string TraceFilePath(const std::string& stem) {
+  std::error_code ec;
+  if (std::filesystem::exists(stem + ".pb", ec)) return stem + ".pb";
+  return stem + ".jsonl";
 }
 
 absl::Status ForEachTraceRecord(const std::string& path,

@@ -1,8 +1,8 @@
 // Trace files: one qnet.results.v1.TraceRecord per line in Protobuf's JSON
 // mapping (specs/topology.md, "Results", RES-1..RES-5), and the binary form
-// the real-time daemons write while they run (RES-1a: the same records,
-// each a varint byte count followed by the serialized message, in a file
-// named *.pb), which the launcher turns into JSON lines once the run is over.
+// the real-time daemons write by default (RES-1a: the same records, each a
+// varint byte count followed by the serialized message, in a file named *.pb),
+// which `qnet trace` prints as JSON lines.
 #ifndef QNET_STACK_JSON_LINES_H_
 #define QNET_STACK_JSON_LINES_H_
 
@@ -70,6 +70,14 @@ absl::Status ForEachTraceRecord(const std::string& path,
 // Rewrites the binary trace `pb_path` as JSON lines at `jsonl_path` (the same
 // records, in order) and removes `pb_path`.
 absl::Status ConvertBinaryTrace(const std::string& pb_path, const std::string& jsonl_path);
+
+// Writes every record of the trace file `path` (either form) to `out` as JSON
+// lines, the form a JsonLinesTracer writes (RES-1a: `qnet trace`).
+absl::Status PrintTraceAsJsonLines(const std::string& path, std::FILE* out);
+
+// The trace file of `stem` (e.g. OUT/nodes/a): STEM.pb when that file exists,
+// else STEM.jsonl (RES-1a: a results folder holds one of the two).
+std::string TraceFilePath(const std::string& stem);
 
 }  // namespace qnet
 

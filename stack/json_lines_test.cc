@@ -188,5 +188,55 @@ TEST(JsonLinesTest, ReadTraceFileNamesTheBadLineAndIgnoresUnknownFields) {
   std::filesystem::remove(path);
 }
 
+// RES-1a: the binary form holds the same records, reads back unchanged, a
+// truncated last record is ignored, a record that does not parse is an error,
+// `qnet trace` prints it as the JSON lines the text form would hold, and a
+// results folder's trace is STEM.pb when that exists, else STEM.jsonl.
+TEST(JsonLinesTest, BinaryTracesHoldTheSameRecordsAndPrintAsJsonLines) {
+  const std::string stem = absl::StrCat(::testing::TempDir(), "/qnet_binary_trace_", getpid());
+  FakeClock clock;
+  EXPECT_EQ(TraceFilePath(stem), stem + ".jsonl");
+  {
+    JsonLinesTracer text(stem + ".jsonl", "alice", &clock);
+    JsonLinesTracer binary(stem + ".pb", "alice", &clock, JsonLinesTracer::Format::kBinary);
+    ASSERT_TRUE(text.ok() && binary.ok());
+    for (uint64_t i = 1; i <= 1000; ++i) {
+      clock.now = Time::FromNanos(static_cast<int64_t>(1000 * i));
+      text.Record(OkRecord(i));
+      binary.Record(OkRecord(i));
+    }
+    binary.Drop(results::v1::DROP_REASON_MALFORMED_FRAME, "bad varint", "ab");
+    text.Drop(results::v1::DROP_REASON_MALFORMED_FRAME, "bad varint", "ab");
+  }
+  EXPECT_EQ(TraceFilePath(stem), stem + ".pb");
+  absl::StatusOr<std::vector<TraceRecord>> a = ReadTraceFile(stem + ".jsonl");
+  absl::StatusOr<std::vector<TraceRecord>> b = ReadTraceFile(stem + ".pb");
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a->size(), 1001u);
+  ASSERT_EQ(b->size(), 1001u);
+  for (size_t i = 0; i < a->size(); ++i) {
+    ASSERT_TRUE(google::protobuf::util::MessageDifferencer::Equals((*a)[i], (*b)[i])) << i;
+  }
+  const std::string printed_path = stem + ".printed";
+  std::FILE* printed = std::fopen(printed_path.c_str(), "w");
+  ASSERT_NE(printed, nullptr);
+  ASSERT_TRUE(PrintTraceAsJsonLines(stem + ".pb", printed).ok());
+  std::fclose(printed);
+  EXPECT_EQ(ReadFile(printed_path), ReadFile(stem + ".jsonl"));
+
+  // A truncated last record (a daemon killed mid-write) is ignored.
+  const std::string whole = ReadFile(stem + ".pb");
+  std::ofstream(stem + ".pb", std::ios::binary) << whole.substr(0, whole.size() - 3);
+  b = ReadTraceFile(stem + ".pb");
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->size(), 1000u);
+  // A record whose bytes are not a TraceRecord is an error naming it.
+  std::ofstream(stem + ".pb", std::ios::binary) << whole << std::string("\x03\xff\xff\xff", 4);
+  b = ReadTraceFile(stem + ".pb");
+  ASSERT_FALSE(b.ok());
+  EXPECT_THAT(std::string(b.status().message()), HasSubstr("record 1002"));
+  for (const char* ext : {".jsonl", ".pb", ".printed"}) std::filesystem::remove(stem + ext);
+}
+
 }  // namespace
 }  // namespace qnet

@@ -125,7 +125,8 @@ class FramedStream {
   void OnWritten();
   void OnEvent(short what);
   void Finish(absl::Status why);
-  static void ReadCb(bufferevent* bev, void* arg);
+  static void ReadableCb(int fd, short what, void* arg);
+  void StopReading();
   static void WriteCb(bufferevent* bev, void* arg);
   static void EventCb(bufferevent* bev, short what, void* arg);
 
@@ -135,6 +136,7 @@ class FramedStream {
   bufferevent* bev_ = nullptr;
   std::string pending_out_;         // sent, not yet handed to the socket
   struct event* flush_event_ = nullptr;  // runs Flush() after the ready events
+  struct event* read_event_ = nullptr;   // the socket is readable (added by Start)
   FrameDecoder decoder_;
   Callbacks callbacks_;
   std::function<void()> on_flushed_;

@@ -67,8 +67,12 @@ class SimPhysical : public PhysicalService {
 
 class Run : public world::World::Output {
  public:
-  Run(const Topology& topology, const std::string& out_dir)
-      : topology_(topology), out_dir_(out_dir) {}
+  Run(const Topology& topology, const std::string& out_dir, bool binary_traces)
+      : topology_(topology),
+        out_dir_(out_dir),
+        format_(binary_traces ? JsonLinesTracer::Format::kBinary
+                              : JsonLinesTracer::Format::kJsonLines),
+        extension_(binary_traces ? ".pb" : ".jsonl") {}
 
   absl::Status Init() {
     std::error_code ec;
@@ -76,15 +80,16 @@ class Run : public world::World::Output {
     if (ec)
       return absl::InternalError(
           absl::StrCat("cannot create ", out_dir_, "/nodes: ", ec.message()));
-    qworld_trace_ = std::make_unique<JsonLinesTracer>(out_dir_ + "/qworld.jsonl", "qworld", &sim_);
+    qworld_trace_ = std::make_unique<JsonLinesTracer>(out_dir_ + "/qworld" + extension_, "qworld",
+                                                      &sim_, format_);
     if (!qworld_trace_->ok())
-      return absl::InternalError(absl::StrCat("cannot write ", out_dir_, "/qworld.jsonl"));
+      return absl::InternalError(absl::StrCat("cannot write ", out_dir_, "/qworld", extension_));
     const Rng root(topology_.seed);
     world_ = std::make_unique<world::World>(topology_, root.Fork("qworld"), this);
     for (const NodeSpec& spec : topology_.nodes) {
       auto& n = nodes_[spec.name];
-      n.tracer = std::make_unique<JsonLinesTracer>(out_dir_ + "/nodes/" + spec.name + ".jsonl",
-                                                   spec.name, &sim_);
+      n.tracer = std::make_unique<JsonLinesTracer>(
+          out_dir_ + "/nodes/" + spec.name + extension_, spec.name, &sim_, format_);
       if (!n.tracer->ok())
         return absl::InternalError(absl::StrCat("cannot write trace of ", spec.name));
       n.physical = std::make_unique<SimPhysical>(spec.name, world_.get(), &sim_);
@@ -238,6 +243,8 @@ class Run : public world::World::Output {
 
   const Topology& topology_;
   std::string out_dir_;
+  JsonLinesTracer::Format format_;
+  std::string extension_;  // of the trace files
   sim::Simulator sim_;
   std::unique_ptr<JsonLinesTracer> qworld_trace_;
   std::unique_ptr<world::World> world_;
@@ -251,8 +258,8 @@ class Run : public world::World::Output {
 
 absl::Status RunSimulation(const Topology& topology, const std::string& out_dir,
                            const std::function<void(const SimProgress&)>& progress,
-                           SimReport* report) {
-  Run run(topology, out_dir);
+                           SimReport* report, bool binary_traces) {
+  Run run(topology, out_dir, binary_traces);
   if (absl::Status s = run.Init(); !s.ok()) return s;
   absl::Status status = run.Execute(progress);
   if (report != nullptr) run.Report(report);

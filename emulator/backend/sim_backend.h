@@ -1,7 +1,7 @@
 // The sim backend: every node, qworld's core and the classical channels in one
 // process on the simulator runtime. Writes the same files as a real run:
-// OUT/nodes/NAME.jsonl and OUT/qworld.jsonl; summary.json is made from them
-// by emulator/results.
+// OUT/nodes/NAME.jsonl and OUT/qworld.jsonl (or NAME.pb, qworld.pb: RES-1a);
+// summary.json is made from them by emulator/results.
 #ifndef QNET_EMULATOR_BACKEND_SIM_BACKEND_H_
 #define QNET_EMULATOR_BACKEND_SIM_BACKEND_H_
 
@@ -39,10 +39,11 @@ struct SimReport {
 // them) and tell both ends' nodes (Node::OnLinkDown); qworld's core cuts the
 // fibre itself (PHYS-L3). A failed node's links are all cut.
 // `progress`, if set, is called about every 5 % of the emulated duration;
-// `report`, if set, is filled at the end.
+// `report`, if set, is filled at the end. `binary_traces` writes the traces
+// in the binary form (*.pb) instead of JSON lines.
 absl::Status RunSimulation(const Topology& topology, const std::string& out_dir,
                            const std::function<void(const SimProgress&)>& progress = nullptr,
-                           SimReport* report = nullptr);
+                           SimReport* report = nullptr, bool binary_traces = false);
 
 }  // namespace qnet::backend
 

@@ -160,7 +160,10 @@ absl::StatusOr<int> QubitRegistry::BellMeasure(QubitId a, QubitId b, Time now, R
   if (absl::Status s = CheckLive(a); !s.ok()) return s;
   if (absl::Status s = CheckLive(b); !s.ok()) return s;
   const GroupId ga = where_.at(a), gb = where_.at(b);
-  if (ga != gb && groups_.at(ga).members.size() == 2 && groups_.at(gb).members.size() == 2) {
+  // The fast path gives what the general one would, so it also keeps its
+  // limit (PHYS-Q5: the general path joins the two pairs into 4 qubits).
+  if (ga != gb && max_group_qubits_ >= 4 && groups_.at(ga).members.size() == 2 &&
+      groups_.at(gb).members.size() == 2) {
     return SwapTwoPairs(a, b, now, rng);
   }
   absl::StatusOr<GroupId> id = Join(a, b);

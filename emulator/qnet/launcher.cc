@@ -30,8 +30,9 @@ namespace fs = std::filesystem;
 constexpr char kUsage[] =
     "usage:\n"
     "  qnet run TOPOLOGY.xml [--backend sim|local|mininet] [--seed N] [--out DIR] [--duration S]\n"
-    "           [--wall-timeout S] [--serve-keys]\n"
+    "           [--wall-timeout S] [--trace-format json|binary] [--serve-keys]\n"
     "  qnet report DIR\n"
+    "  qnet trace FILE...\n"
     "\n"
     "run      runs the emulated network of TOPOLOGY.xml (specs/topology.md), shows progress,\n"
     "         writes traces and summary.json to DIR and prints the report\n"
@@ -42,9 +43,13 @@ constexpr char kUsage[] =
     "  --duration emulated seconds, overrides the topology's duration-s\n"
     "  --wall-timeout  real seconds after which a local or mininet run is stopped\n"
     "             (default: duration x time-dilation + 30)\n"
+    "  --trace-format  binary: traces as nodes/NAME.pb and qworld.pb (default on local and\n"
+    "             mininet: cheap for the daemons); json: JSON lines, nodes/NAME.jsonl and\n"
+    "             qworld.jsonl (default on sim; local and mininet convert after the run)\n"
     "  --serve-keys  keep the QKD apps' key managers (ETSI GS QKD 014) serving after the\n"
     "             report until Ctrl-C; the curl commands to fetch keys are printed\n"
-    "report   prints the report of a finished run's results folder\n";
+    "report   prints the report of a finished run's results folder\n"
+    "trace    prints trace files (.pb or .jsonl) as JSON lines, one TraceRecord per line\n";
 
 absl::Status PrepareOutDir(const std::string& dir) {
   std::error_code ec;
@@ -72,7 +77,7 @@ void PrintSimProgress(ProgressPrinter& printer, const Topology& topology,
 }
 
 absl::Status SummarizeRun(const Topology& topology, const std::string& out_dir,
-                          const std::string& backend, std::FILE* out);
+                          const RunOptions& options, std::FILE* out);
 
 // `summarized` is set when the backend already wrote the summary and printed
 // the report (--serve-keys: before serving keys).
@@ -80,9 +85,10 @@ absl::Status RunBackend(const RunOptions& options, const Topology& topology,
                         const std::string& out_dir, std::FILE* out, bool* summarized) {
   if (options.backend == "sim") {
     ProgressPrinter printer(out, "sim");
-    absl::Status s = backend::RunSimulation(topology, out_dir, [&](const backend::SimProgress& p) {
-      PrintSimProgress(printer, topology, p);
-    });
+    absl::Status s = backend::RunSimulation(
+        topology, out_dir,
+        [&](const backend::SimProgress& p) { PrintSimProgress(printer, topology, p); }, nullptr,
+        TraceFormat(options) == "binary");
     printer.Finish();
     return s;
   }
@@ -109,24 +115,27 @@ absl::Status RunBackend(const RunOptions& options, const Topology& topology,
   serve.serve_keys = options.serve_keys;
   serve.report = [&] {
     *summarized = true;
-    return SummarizeRun(topology, out_dir, options.backend, out);
+    return SummarizeRun(topology, out_dir, options, out);
   };
   return RunLocal(topology, *plan, out_dir, WallTimeout(topology, options.wall_timeout_s), &printer,
                   serve);
 }
 
 absl::Status SummarizeRun(const Topology& topology, const std::string& out_dir,
-                          const std::string& backend, std::FILE* out) {
-  // RES-1a: the real-time daemons wrote binary traces; the results folder
-  // holds JSON lines.
-  std::vector<std::string> traces = {out_dir + "/qworld"};
-  for (const NodeSpec& node : topology.nodes) traces.push_back(out_dir + "/nodes/" + node.name);
-  for (const std::string& t : traces) {
-    std::error_code ec;
-    if (!fs::exists(t + ".pb", ec)) continue;
-    if (absl::Status s = ConvertBinaryTrace(t + ".pb", t + ".jsonl"); !s.ok()) return s;
+                          const RunOptions& options, std::FILE* out) {
+  // RES-1a: the real-time daemons write binary traces; --trace-format json
+  // turns them into JSON lines now.
+  if (options.backend != "sim" && TraceFormat(options) == "json") {
+    std::vector<std::string> traces = {out_dir + "/qworld"};
+    for (const NodeSpec& node : topology.nodes) traces.push_back(out_dir + "/nodes/" + node.name);
+    for (const std::string& t : traces) {
+      std::error_code ec;
+      if (!fs::exists(t + ".pb", ec)) continue;
+      if (absl::Status s = ConvertBinaryTrace(t + ".pb", t + ".jsonl"); !s.ok()) return s;
+    }
   }
-  absl::StatusOr<results::v1::Summary> summary = results::Summarize(topology, out_dir, backend);
+  absl::StatusOr<results::v1::Summary> summary =
+      results::Summarize(topology, out_dir, options.backend);
   if (!summary.ok()) {
     return absl::Status(summary.status().code(),
                         absl::StrCat("the run finished but its traces could not be summarized: ",
@@ -187,7 +196,7 @@ absl::Status RunCommand(const RunOptions& options, std::FILE* out) {
                         absl::StrCat(s.message(), "\nresults folder (partial): ", out_dir));
   }
   if (summarized) return absl::OkStatus();
-  if (absl::Status s = SummarizeRun(topology, out_dir, options.backend, out); !s.ok()) return s;
+  if (absl::Status s = SummarizeRun(topology, out_dir, options, out); !s.ok()) return s;
   if (options.backend != "sim" && !options.serve_keys && HasQkdApps(topology)) {
     std::fprintf(out,
                  "qkd: the key managers stopped with the run; add --serve-keys to keep them "
@@ -237,6 +246,15 @@ int Main(int argc, char** argv) {
       return 2;
     }
     status = RunCommand(*options, stdout);
+  } else if (command == "trace") {
+    if (args.empty()) {
+      std::fprintf(stderr, "qnet trace: needs one or more trace files\n%s", kUsage);
+      return 2;
+    }
+    for (const std::string& path : args) {
+      status = PrintTraceAsJsonLines(path, stdout);
+      if (!status.ok()) break;
+    }
   } else if (command == "report") {
     if (args.size() != 1) {
       std::fprintf(stderr, "qnet report: needs exactly one results folder\n%s", kUsage);

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 
@@ -75,9 +76,17 @@ TEST_F(QnetRunTest, LocalRateMatchesSimWithin10PercentAndTheRunIsComplete) {
 
   // The results folder holds the topology, traces, logs and the report's source.
   EXPECT_EQ(ReadFile(local_out + "/topology.xml"), ReadFile(topology));
-  EXPECT_TRUE(fs::exists(local_out + "/qworld.jsonl"));
-  EXPECT_TRUE(fs::exists(local_out + "/nodes/a.jsonl"));
-  EXPECT_TRUE(fs::exists(local_out + "/nodes/b.jsonl"));
+  // RES-1a: binary traces by default on real backends; `qnet trace` prints them
+  // as JSON lines, one TraceRecord per line.
+  EXPECT_TRUE(fs::exists(local_out + "/qworld.pb"));
+  EXPECT_TRUE(fs::exists(local_out + "/nodes/a.pb"));
+  EXPECT_TRUE(fs::exists(local_out + "/nodes/b.pb"));
+  test_runs::CommandResult trace = RunProgram({QNET_BINARY, "trace", local_out + "/nodes/a.pb"});
+  ASSERT_EQ(trace.exit_code, 0) << trace.output.substr(0, 2000);
+  EXPECT_THAT(trace.output, HasSubstr("\"node\":\"a\""));
+  EXPECT_THAT(trace.output, HasSubstr("\"ok\""));
+  EXPECT_GE(static_cast<uint64_t>(std::count(trace.output.begin(), trace.output.end(), '\n')),
+            l.links(0).pairs());
   EXPECT_TRUE(fs::exists(local_out + "/logs/qworld.log"));
   EXPECT_TRUE(fs::exists(local_out + "/logs/a.log"));
   EXPECT_FALSE(fs::exists(local_out + "/qworld.sock"));
@@ -126,12 +135,14 @@ TEST_F(QnetRunTest, CtrlCStopsTheRunAndLeavesNothing) {
                   .Spawn(ChildSpec{
                       "qnet", {QNET_BINARY, "run", topology, "--out", out}, dir_ + "/qnet.log"})
                   .ok());
-  // Wait until the nodes deliver pairs, then interrupt as a terminal would.
-  for (int i = 0; i < 200 && ReadFile(out + "/nodes/a.jsonl").find("\"ok\"") == std::string::npos;
-       ++i) {
-    usleep(50000);
-  }
-  EXPECT_THAT(ReadFile(out + "/nodes/a.jsonl"), HasSubstr("\"ok\""));
+  // Wait until the link delivers pairs (RES-1b progress), then interrupt as a
+  // terminal would.
+  // (A link's count appears once it is non-zero: Protobuf JSON omits zeros.)
+  auto delivering = [&] {
+    return ReadFile(out + "/progress.json").find("\"count\"") != std::string::npos;
+  };
+  for (int i = 0; i < 200 && !delivering(); ++i) usleep(50000);
+  EXPECT_TRUE(delivering());
   kill(group.pids()[0], SIGINT);
   WaitResult r = group.Wait(absl::Now() + absl::Seconds(30));
   ASSERT_EQ(r.end, WaitEnd::kChildFailed);

@@ -37,11 +37,11 @@ absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args) {
       has_value = true;
     }
     if (name != "--backend" && name != "--seed" && name != "--out" && name != "--duration" &&
-        name != "--wall-timeout") {
+        name != "--wall-timeout" && name != "--trace-format") {
       return absl::InvalidArgumentError(absl::StrCat(
           "unknown flag '", name,
           "' for qnet run (flags: --backend, --seed, --out, --duration, --wall-timeout, "
-          "--serve-keys)"));
+          "--trace-format, --serve-keys)"));
     }
     if (!has_value) {
       if (i + 1 >= args.size())
@@ -54,6 +54,12 @@ absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args) {
             absl::StrCat("--backend must be sim, local or mininet, got '", value, "'"));
       }
       options.backend = value;
+    } else if (name == "--trace-format") {
+      if (value != "json" && value != "binary") {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--trace-format must be json or binary, got '", value, "'"));
+      }
+      options.trace_format = value;
     } else if (name == "--seed") {
       uint32_t seed;  // TOPO seed range: [0, 2^32 - 1]
       if (!absl::SimpleAtoi(value, &seed)) {
@@ -80,6 +86,11 @@ absl::StatusOr<RunOptions> ParseRunArgs(const std::vector<std::string>& args) {
         "--serve-keys needs --backend local or mininet (the sim backend runs no KME)");
   }
   return options;
+}
+
+std::string TraceFormat(const RunOptions& options) {
+  if (options.trace_format) return *options.trace_format;
+  return options.backend == "sim" ? "json" : "binary";
 }
 
 std::string DefaultOutDir(const std::string& topology_name, const std::string& backend,

@@ -23,7 +23,13 @@ struct RunOptions {
   // --serve-keys (no value): after the report, the qkd apps' KMEs keep
   // serving until Ctrl-C (TOPO-45); local and mininet backends.
   bool serve_keys = false;
+  // --trace-format json|binary (RES-1a): unset means binary on the local and
+  // mininet backends, json on sim.
+  std::optional<std::string> trace_format;
 };
+
+// The trace format of a run: options.trace_format, else the backend's default.
+std::string TraceFormat(const RunOptions& options);
 
 // Parses the arguments after `qnet run`; accepts --flag VALUE and --flag=VALUE
 // (--serve-keys takes no value).

@@ -26,6 +26,13 @@ TEST(RunOptionsTest, DefaultsAndBothFlagSpellings) {
   o = ParseRunArgs({"t.xml", "--wall-timeout", "4"});
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(*o->wall_timeout_s, 4);
+  EXPECT_EQ(TraceFormat(*o), "binary");  // RES-1a: the real-time backends' default
+  o = ParseRunArgs({"t.xml", "--backend=sim"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(TraceFormat(*o), "json");
+  o = ParseRunArgs({"t.xml", "--trace-format", "json"});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(TraceFormat(*o), "json");
 }
 
 TEST(RunOptionsTest, BadInputIsAClearError) {
@@ -43,6 +50,8 @@ TEST(RunOptionsTest, BadInputIsAClearError) {
               HasSubstr("--duration must be"));
   EXPECT_THAT(ParseRunArgs({"t.xml", "--wall-timeout", "-3"}).status().message(),
               HasSubstr("--wall-timeout must be a positive number of wall-clock seconds"));
+  EXPECT_THAT(ParseRunArgs({"t.xml", "--trace-format=xml"}).status().message(),
+              HasSubstr("--trace-format must be json or binary, got 'xml'"));
   EXPECT_THAT(ParseRunArgs({"t.xml", "u.xml"}).status().message(),
               HasSubstr("unexpected argument 'u.xml'"));
   EXPECT_THAT(ParseRunArgs({}).status().message(), HasSubstr("needs a topology file"));

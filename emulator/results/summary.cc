@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "emulator/results/connections.h"
 #include "emulator/results/qkd_summary.h"
@@ -447,11 +448,14 @@ absl::StatusOr<v1::Summary> Summarize(const Topology& topology, const std::strin
   std::vector<std::string> nodes;
   for (const NodeSpec& n : topology.nodes) nodes.push_back(n.name);
   std::sort(nodes.begin(), nodes.end());
-  for (const std::string& node : nodes) {
-    const std::string file = absl::StrCat("nodes/", node, ".jsonl");
-    summarizer.ReadFile(absl::StrCat(out_dir, "/", file), file, node);
-  }
-  summarizer.ReadFile(out_dir + "/qworld.jsonl", "qworld.jsonl", "qworld");
+  // RES-1a: each trace is NAME.pb or NAME.jsonl; a missing one is named by
+  // its JSON lines form.
+  auto read = [&](const std::string& stem, const std::string& node) {
+    const std::string path = TraceFilePath(absl::StrCat(out_dir, "/", stem));
+    summarizer.ReadFile(path, absl::EndsWith(path, ".pb") ? stem + ".pb" : stem + ".jsonl", node);
+  };
+  for (const std::string& node : nodes) read(absl::StrCat("nodes/", node), node);
+  read("qworld", "qworld");
   v1::Summary summary = summarizer.Finish();
   SummarizeApps(topology, out_dir, &summary);
   SummarizeQkd(topology, out_dir, &summary);

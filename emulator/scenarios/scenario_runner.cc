@@ -98,10 +98,10 @@ absl::StatusOr<std::map<std::string, CircuitTrace>> ReadCircuits(const ScenarioR
     });
   };
   for (const NodeSpec& n : run.topology.nodes) {
-    if (absl::Status s = read(absl::StrCat(run.out_dir, "/nodes/", n.name, ".jsonl")); !s.ok())
+    if (absl::Status s = read(TraceFilePath(absl::StrCat(run.out_dir, "/nodes/", n.name))); !s.ok())
       return s;
   }
-  if (absl::Status s = read(run.out_dir + "/qworld.jsonl"); !s.ok()) return s;
+  if (absl::Status s = read(TraceFilePath(run.out_dir + "/qworld")); !s.ok()) return s;
   for (auto& [name, c] : circuits) {
     for (const auto& [seq, ns] : completed[name]) {
       c.completed_ns.push_back(ns);
