@@ -160,16 +160,25 @@ class LinkStateRouter::Impl {
     // that arrives first must not bring one link up alone and make the node
     // advertise a partial link set.
     if (!started_) return;
-    LinkState& l = links_[it->second];
+    const size_t i = it->second;
+    LinkState& l = links_[i];
     l.dead_timer->ArmAt(runtime_->Now() + DeadInterval());  // NET-R-2
-    if (!l.up) {
-      SetUp(it->second, true);  // NET-R-5
-    } else if (!l.heard) {
+    const bool was_hearing = l.hearing;
+    l.hearing = true;
+    if (!l.ever_heard && l.up) {
       // NET-R-7a: the first hello proves the neighbour can hear us now; what
       // was flooded before its connection existed was lost, so send it all.
       for (const auto& [origin, advert] : lsdb_) SendAdvert(l.local.neighbour, advert);
     }
-    l.heard = true;
+    l.ever_heard = true;
+    if (hello.heard()) {
+      l.confirmed = true;
+      if (!l.up) SetUp(i, true, "hello");  // NET-R-5
+    } else if (l.up && l.confirmed) {
+      SetUp(i, false, "neighbour's verdict");  // NET-R-2a: the neighbour declared it down
+    } else if (!l.up && !was_hearing) {
+      SendHello(i);  // NET-R-1a: tell the neighbour at once that we hear it
+    }
   }
 
   void OnAdvert(const std::string& from, const v1::LinkStateAdvert& advert) {
@@ -213,8 +222,10 @@ class LinkStateRouter::Impl {
   void SetLinkDown(const std::string& link) {
     auto it = link_index_.find(link);
     if (it == link_index_.end()) return;
-    links_[it->second].dead_timer->Cancel();
-    if (links_[it->second].up) SetUp(it->second, false);  // NET-R-3
+    LinkState& l = links_[it->second];
+    l.dead_timer->Cancel();
+    l.hearing = false;
+    if (l.up) SetUp(it->second, false, "reported");  // NET-R-3
   }
 
   bool LinkUp(const std::string& link) const {
@@ -251,7 +262,10 @@ class LinkStateRouter::Impl {
   struct LinkState {
     LocalLink local;
     bool up = false;
-    bool heard = false;  // a hello came on this link since Start
+    bool ever_heard = false;  // a hello came on this link since Start (NET-R-7a)
+    bool hearing = false;     // a valid hello came within the dead interval (NET-R-2)
+    bool confirmed = false;   // the neighbour said it hears us since the link came up
+
     std::unique_ptr<Timer> dead_timer;
   };
   struct CachedRoute {
@@ -267,11 +281,29 @@ class LinkStateRouter::Impl {
     double fidelity;
   };
 
-  absl::Duration DeadInterval() const { return options_.hello_interval * options_.dead_intervals; }
+  absl::Duration DeadInterval() const {
+    return std::max(options_.hello_interval * options_.dead_intervals, options_.min_dead_interval);
+  }
 
-  void SetUp(size_t i, bool up) {
+  void SendHello(size_t i) {
+    v1::NetworkFrame f;
+    f.mutable_hello()->set_link(links_[i].local.link);
+    f.mutable_hello()->set_heard(links_[i].hearing);
+    ++stats_.hellos_sent;
+    SendFrame(links_[i].local.neighbour, f);
+  }
+
+  void SetUp(size_t i, bool up, const char* reason) {
     LinkState& l = links_[i];
     l.up = up;
+    if (!up) l.confirmed = false;
+    SendHello(i);  // NET-R-1a: the neighbour's verdict follows ours
+    results::v1::TraceRecord r;
+    auto* t = r.mutable_link_liveness();
+    t->set_link(l.local.link);
+    t->set_up(up);
+    t->set_reason(reason);
+    tracer_->Record(std::move(r));
     if (output_.on_link_change) output_.on_link_change(l.local.link, up);  // NET-R-6
     OriginateOwnAdvert();                                                  // NET-R-10
     if (up) {
@@ -283,12 +315,8 @@ class LinkStateRouter::Impl {
   }
 
   void OnHelloTimer() {
-    for (const auto& l : links_) {  // NET-R-1: also on down links, so they can come back
-      v1::NetworkFrame f;
-      f.mutable_hello()->set_link(l.local.link);
-      ++stats_.hellos_sent;
-      SendFrame(l.local.neighbour, f);
-    }
+    // NET-R-1: also on down links, so they can come back.
+    for (size_t i = 0; i < links_.size(); ++i) SendHello(i);
     hello_timer_->ArmAt(runtime_->Now() + options_.hello_interval);
   }
 
@@ -298,7 +326,8 @@ class LinkStateRouter::Impl {
   }
 
   void OnDead(size_t i) {
-    if (links_[i].up) SetUp(i, false);  // NET-R-2
+    links_[i].hearing = false;
+    if (links_[i].up) SetUp(i, false, "dead interval");  // NET-R-2
   }
 
   void OriginateOwnAdvert() {

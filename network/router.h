@@ -37,6 +37,9 @@ struct LocalLink {
 struct RouterOptions {
   absl::Duration hello_interval = absl::Milliseconds(20);
   int dead_intervals = 4;                               // missed hellos before "down"
+  // The dead interval is the larger of hello_interval x dead_intervals and
+  // this (real-time backends set it so that a CPU stall does not reach it).
+  absl::Duration min_dead_interval = absl::ZeroDuration();
   absl::Duration refresh_interval = absl::Seconds(10);  // periodic re-flood of the own advert
   RoutingMetric metric = RoutingMetric::kPairTime;
   double memory_time_s = 0.0;  // this node's shortest memory time; 0: infinite
@@ -82,7 +85,7 @@ class LinkStateRouter {
 
   // Emulated time 0: send the first hellos and advert, arm the timers. Links
   // start "up" (the topology says they exist) until a dead interval passes
-  // without a hello.
+  // without a hello or the neighbour says it no longer hears us (NET-R-2a).
   void Start();
 
   void OnHello(const std::string& neighbour, const v1::NetHello& hello);

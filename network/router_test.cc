@@ -26,12 +26,14 @@ class CountingTracer : public Tracer {
  public:
   void Record(results::v1::TraceRecord r) override {
     if (r.has_drop()) ++drops[r.drop().reason()];
+    if (r.has_link_liveness()) liveness.push_back(r.link_liveness());
   }
   uint64_t Count(DropReason reason) const {
     auto it = drops.find(reason);
     return it == drops.end() ? 0 : it->second;
   }
   std::map<DropReason, uint64_t> drops;
+  std::vector<results::v1::LinkLiveness> liveness;
 };
 
 struct LinkDef {
@@ -143,6 +145,11 @@ class RouterNet {
   // Frames between a and b (either direction) are lost while cut.
   void Cut(const std::string& a, const std::string& b) { cut_.insert(Key(a, b)); }
   void Restore(const std::string& a, const std::string& b) { cut_.erase(Key(a, b)); }
+  // Frames from `from` to `to` only are lost while cut.
+  void CutOneWay(const std::string& from, const std::string& to) { one_way_.insert({from, to}); }
+  void RestoreOneWay(const std::string& from, const std::string& to) {
+    one_way_.erase({from, to});
+  }
 
   // Every node's route to every other equals the oracle's (cost and path).
   void ExpectRoutesMatch(Oracle& oracle) {
@@ -168,7 +175,7 @@ class RouterNet {
     return a < b ? std::make_pair(a, b) : std::make_pair(b, a);
   }
   void Carry(const std::string& from, const std::string& to, const v1::NetworkFrame& frame) {
-    if (cut_.contains(Key(from, to))) return;
+    if (cut_.contains(Key(from, to)) || one_way_.contains({from, to})) return;
     const std::string bytes = frame.SerializeAsString();
     sim_.Schedule(sim_.Now() + delay_, [this, from, to, bytes] {
       v1::NetworkFrame f;
@@ -184,6 +191,7 @@ class RouterNet {
   sim::Simulator sim_;
   std::map<std::string, std::unique_ptr<Node>> nodes_;
   std::set<std::pair<std::string, std::string>> cut_;
+  std::set<std::pair<std::string, std::string>> one_way_;
 };
 
 std::string Name(int i) { return absl::StrFormat("n%03d", i); }
@@ -377,7 +385,10 @@ TEST(RouterLiveness, NET_R_2_CutLinkDownWithinDeadIntervalAndBack) {
     const auto& changes = net.node(end).link_changes;
     ASSERT_EQ(changes.size(), 2u) << end;
     EXPECT_EQ(changes[1].second, std::make_pair(link, true));
-    EXPECT_LE(changes[1].first - restore, options.hello_interval + absl::Milliseconds(1));
+    // NET-R-5: the first hello after the restore says "not heard"; its
+    // receiver answers at once (NET-R-1a), which brings the other end up, and
+    // that end's own hello the first: one interval and three delays.
+    EXPECT_LE(changes[1].first - restore, options.hello_interval + absl::Milliseconds(3));
     EXPECT_TRUE(net.router(end).LinkUp(link));
   }
   net.ExpectRoutesMatch(full);
@@ -399,12 +410,90 @@ TEST(RouterLiveness, NET_R_3_SetLinkDownAtOnceUpOnNextHello) {
   // n2 hears n1's new advert after one delay: no route over the link (NET-R-20).
   net.RunFor(absl::Microseconds(1500));
   EXPECT_FALSE(net.router(Name(2)).RouteTo(Name(0)).has_value());
-  EXPECT_TRUE(net.router(Name(0)).LinkUp(link));  // n0's own liveness is unaffected
-  net.RunFor(absl::Milliseconds(20));             // n0's next hello reaches n1
+  // NET-R-2a: n1's hello saying "not heard" took the link down at n0 one delay
+  // after n1's report.
+  ASSERT_EQ(net.node(Name(0)).link_changes.size(), 1u);
+  EXPECT_EQ(net.node(Name(0)).link_changes[0].second, std::make_pair(link, false));
+  EXPECT_EQ(net.node(Name(0)).link_changes[0].first,
+            net.node(Name(1)).link_changes[0].first + absl::Milliseconds(1));
+  // The hellos still flow, so the three-way exchange brings it back at both
+  // ends within a few delays (NET-R-5).
+  net.RunFor(absl::Milliseconds(5));
+  ASSERT_EQ(net.node(Name(0)).link_changes.size(), 2u);
   EXPECT_TRUE(net.router(Name(1)).LinkUp(link));
+  EXPECT_TRUE(net.router(Name(0)).LinkUp(link));
+  EXPECT_GT(net.node(Name(0)).link_changes[1].first, net.node(Name(1)).link_changes[0].first);
   net.RunFor(absl::Milliseconds(5));
   ASSERT_TRUE(net.router(Name(2)).RouteTo(Name(0)).has_value());
   EXPECT_EQ(net.router(Name(2)).RouteTo(Name(0))->path.size(), 3u);
+}
+
+// NET-R-2a, NET-R-1a, NET-R-6: when only one direction fails, the end that
+// stops hearing declares the link down after the dead interval and the other
+// end, which still hears it, follows one delay later instead of never; both
+// come back up together once the direction works again, and every transition
+// is traced with its reason.
+TEST(RouterLiveness, NET_R_2a_OneSidedLossTakesTheLinkDownAtBothEnds) {
+  RouterOptions options = Options(RoutingMetric::kHops);
+  RouterNet net(Chain(2), options);
+  const std::string a = Name(0), b = Name(1), link = "l" + Name(0);
+  net.Start();
+  net.RunFor(absl::Milliseconds(100));
+  const Time cut = net.sim().Now();
+  net.CutOneWay(b, a);  // a no longer hears b; b still hears a
+  net.RunFor(absl::Milliseconds(300));
+  const auto& at_a = net.node(a).link_changes;
+  const auto& at_b = net.node(b).link_changes;
+  ASSERT_EQ(at_a.size(), 1u);
+  ASSERT_EQ(at_b.size(), 1u);
+  EXPECT_EQ(at_a[0].second, std::make_pair(link, false));
+  EXPECT_EQ(at_b[0].second, std::make_pair(link, false));
+  const absl::Duration dead = options.hello_interval * options.dead_intervals;
+  EXPECT_LE(at_a[0].first - cut, dead + absl::Milliseconds(1));
+  EXPECT_EQ(at_b[0].first, at_a[0].first + absl::Milliseconds(1));
+  // b keeps hearing a, but a's hellos say "not heard": b stays down.
+  EXPECT_FALSE(net.router(b).LinkUp(link));
+
+  const Time restore = net.sim().Now();
+  net.RestoreOneWay(b, a);
+  net.RunFor(absl::Milliseconds(100));
+  ASSERT_EQ(at_a.size(), 2u);
+  ASSERT_EQ(at_b.size(), 2u);
+  EXPECT_TRUE(at_a[1].second.second);
+  EXPECT_TRUE(at_b[1].second.second);
+  EXPECT_LE(std::max(at_a[1].first, at_b[1].first) - restore,
+            options.hello_interval + absl::Milliseconds(3));
+  const auto& traced_a = net.node(a).tracer.liveness;
+  const auto& traced_b = net.node(b).tracer.liveness;
+  ASSERT_EQ(traced_a.size(), 2u);
+  ASSERT_EQ(traced_b.size(), 2u);
+  EXPECT_EQ(traced_a[0].reason(), "dead interval");
+  EXPECT_EQ(traced_b[0].reason(), "neighbour's verdict");
+  EXPECT_EQ(traced_a[1].reason(), "hello");
+  EXPECT_TRUE(traced_b[1].up());
+  EXPECT_EQ(traced_a[0].link(), link);
+}
+
+// NET-R-2, NET-R-6a: a dead interval stretched by min_dead_interval: a 0.5 s
+// silence (a stalled process) takes no link down, a 1.5 s one does, at both
+// ends.
+TEST(RouterLiveness, NET_R_2_MinDeadIntervalRidesOutAStall) {
+  RouterOptions options = Options(RoutingMetric::kHops);
+  options.min_dead_interval = absl::Seconds(1);
+  RouterNet net(Chain(2), options);
+  const std::string a = Name(0), b = Name(1);
+  net.Start();
+  net.RunFor(absl::Milliseconds(100));
+  net.Cut(a, b);
+  net.RunFor(absl::Milliseconds(500));
+  net.Restore(a, b);
+  net.RunFor(absl::Milliseconds(100));
+  EXPECT_TRUE(net.node(a).link_changes.empty());
+  EXPECT_TRUE(net.node(b).link_changes.empty());
+  net.Cut(a, b);
+  net.RunFor(absl::Milliseconds(1500));
+  ASSERT_EQ(net.node(a).link_changes.size(), 1u);
+  ASSERT_EQ(net.node(b).link_changes.size(), 1u);
 }
 
 // NET-R-7: a link coming back up brings the returning neighbour every advert it
@@ -437,6 +526,8 @@ TEST(RouterLiveness, NET_R_23_RoutesChangedOnlyOnChange) {
   net.RunFor(absl::Seconds(5));  // hellos only, no advert (refresh is 10 s)
   EXPECT_EQ(net.node(Name(3)).routes_changed, before);
   net.RunFor(absl::Milliseconds(10));  // mid-interval: n0's next hello is 11 ms away
+  // The connection between n0 and n1 fails and n1's composition notices.
+  net.Cut(Name(0), Name(1));
   net.router(Name(1)).SetLinkDown("l" + Name(0));
   net.RunFor(absl::Milliseconds(5));  // n1's advert reaches n3 after 2 ms
   EXPECT_EQ(net.node(Name(3)).routes_changed, before + 1);
@@ -535,11 +626,15 @@ TEST(RouterFlooding, NET_R_4_9_10_OwnAdvert) {
   sent.clear();
   router.SetLinkDown("ac");
   EXPECT_EQ(changes, (std::vector<std::pair<std::string, bool>>{{"ac", false}}));
-  ASSERT_EQ(sent.size(), 1u);
-  EXPECT_EQ(sent[0].first, "b");
-  EXPECT_EQ(sent[0].second.advert().sequence(), 2u);
-  ASSERT_EQ(sent[0].second.advert().links_size(), 1);
-  EXPECT_EQ(sent[0].second.advert().links(0).link(), "ab");
+  // The hello telling c (NET-R-1a), then the advert, to b only.
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[0].first, "c");
+  EXPECT_EQ(sent[0].second.hello().link(), "ac");
+  EXPECT_FALSE(sent[0].second.hello().heard());
+  EXPECT_EQ(sent[1].first, "b");
+  EXPECT_EQ(sent[1].second.advert().sequence(), 2u);
+  ASSERT_EQ(sent[1].second.advert().links_size(), 1);
+  EXPECT_EQ(sent[1].second.advert().links(0).link(), "ab");
   router.SetLinkDown("ac");  // already down: nothing new
   EXPECT_EQ(changes.size(), 1u);
   EXPECT_EQ(router.AdvertOf("a")->sequence(), 2u);
@@ -674,7 +769,7 @@ TEST_F(SoloRouter, NET_R_8_BadHelloDropped) {
   EXPECT_FALSE(router->LinkUp("ac"));
 }
 
-// NET-R-1: hellos on every link every interval.
+// NET-R-1, NET-R-1a: hellos on every link every interval, and at each transition.
 TEST_F(SoloRouter, NET_R_1_HelloEveryInterval) {
   sim.RunUntil(sim.Now() + absl::Milliseconds(100));  // 5 more rounds of hellos
   int ab = 0, ac = 0;
@@ -683,8 +778,11 @@ TEST_F(SoloRouter, NET_R_1_HelloEveryInterval) {
     (f.hello().link() == "ab" ? ab : ac)++;
     EXPECT_EQ(to, f.hello().link() == "ab" ? "b" : "c");
   }
-  EXPECT_EQ(ab, 5);
-  EXPECT_EQ(ac, 5);
+  // Five periodic hellos each, and one sent when the unheard links went down
+  // after the dead interval (NET-R-1a); none says "heard" (NET-R-1).
+  EXPECT_EQ(ab, 6);
+  EXPECT_EQ(ac, 6);
+  for (const auto& [to, f] : sent) EXPECT_FALSE(f.has_hello() && f.hello().heard());
 }
 
 // NET-R-30: the swap-ASAP expectation E[max] of exponential link times.

@@ -71,14 +71,13 @@ CloseReason FromWire(v1::CloseReason r) {
 
 TransportLayer::TransportLayer(std::string node, Runtime* runtime, network::NetworkService* network,
                                PhysicalService* physical, link::MemoryPool* memory, Tracer* tracer,
-                               Rng rng, TransportOptions options)
+                               TransportOptions options)
     : node_(std::move(node)),
       runtime_(runtime),
       network_(network),
       physical_(physical),
       memory_(memory),
       tracer_(tracer),
-      rng_(std::move(rng)),
       options_(options) {}
 
 TransportLayer::~TransportLayer() = default;

@@ -77,7 +77,7 @@ struct TransportStats {
 class TransportLayer : public TransportService, public network::NetworkListener {
  public:
   TransportLayer(std::string node, Runtime* runtime, network::NetworkService* network,
-                 PhysicalService* physical, link::MemoryPool* memory, Tracer* tracer, Rng rng,
+                 PhysicalService* physical, link::MemoryPool* memory, Tracer* tracer,
                  TransportOptions options);
   ~TransportLayer() override;
   TransportLayer(const TransportLayer&) = delete;
@@ -223,7 +223,6 @@ class TransportLayer : public TransportService, public network::NetworkListener 
   PhysicalService* physical_;
   link::MemoryPool* memory_;
   Tracer* tracer_;
-  Rng rng_;
   TransportOptions options_;
   TransportStats stats_;
 

@@ -292,6 +292,25 @@ TEST_F(TransportTest, TRN_W2_WindowHoldsBackPairsUntilRelease) {
   EXPECT_EQ(a_->Release({c, 4}).code(), absl::StatusCode::kNotFound);  // not handed out yet
 }
 
+// TRN-W4, TRN-M1: the circuit's depth is the connection's window, for kept
+// and for measured pairs; only a measure connection opens a measure circuit.
+TEST_F(TransportTest, TRN_W4_CircuitDepthIsTheWindow) {
+  Qos keep;
+  keep.window = 3;
+  Connect(keep);
+  Qos measure;
+  measure.type = PairType::kMeasure;
+  measure.window = 5;
+  Connect(measure);
+  RunFor(0.1);
+  const std::vector<network::CircuitKey> keys = net_->circuits();
+  ASSERT_EQ(keys.size(), 2u);
+  EXPECT_EQ(net_->circuit_depth(keys[0]), 3u);
+  EXPECT_FALSE(net_->circuit_measures(keys[0]));
+  EXPECT_EQ(net_->circuit_depth(keys[1]), 5u);
+  EXPECT_TRUE(net_->circuit_measures(keys[1]));
+}
+
 // TRN-M1 .. TRN-M3: measure type with XYZ: each end measures at once in its
 // own random basis; same basis -> equal outcomes in Z and X, opposite in Y;
 // every slot goes back to the pool.

@@ -52,6 +52,8 @@ ABSL_FLAG(std::string, saes, "", "comma list of this node's SAEs");
 ABSL_FLAG(std::string, peer_saes, "", "comma list of the peer node's SAEs");
 ABSL_FLAG(uint32_t, block_bits, 10000, "Z-sifted bits per block");
 ABSL_FLAG(double, z_probability, 0.5, "probability of the Z basis at each end");
+ABSL_FLAG(uint32_t, window, 4,
+          "Alice: end-to-end pairs in flight on the connection (at most the node's memories)");
 ABSL_FLAG(double, sample_fraction, 0.1, "share of a block's Z bits disclosed for Q_Z");
 ABSL_FLAG(double, qber_threshold, 0.11, "abort above, in either basis");
 ABSL_FLAG(double, eps_sec, 1e-10, "secrecy parameter");
@@ -109,6 +111,7 @@ int main(int argc, char** argv) {
   o.min_fidelity = absl::GetFlag(FLAGS_min_fidelity);
   o.block_bits = absl::GetFlag(FLAGS_block_bits);
   o.z_probability = absl::GetFlag(FLAGS_z_probability);
+  o.window = absl::GetFlag(FLAGS_window);
   o.sample_fraction = absl::GetFlag(FLAGS_sample_fraction);
   o.qber_threshold = absl::GetFlag(FLAGS_qber_threshold);
   o.eps_sec = absl::GetFlag(FLAGS_eps_sec);
@@ -133,6 +136,7 @@ int main(int argc, char** argv) {
     fail(absl::StrCat("--block_bits must be in [64, ", qnet::qkd::kMaxBlockBits, "]"));
   }
   if (!(o.z_probability > 0 && o.z_probability < 1)) fail("--z_probability must be in (0, 1)");
+  if (o.window < 1 || o.window > 4096) fail("--window must be in [1, 4096]");
   if (!(o.sample_fraction > 0 && o.sample_fraction < 1)) {
     fail("--sample_fraction must be in (0, 1)");
   }

@@ -121,6 +121,7 @@ void QkdSession::Impl::OnReply(uint64_t request_id, const app::v1::Reply& reply)
       qos.set_basis(link::v1::BASIS_CHOICE_XZ);
       qos.set_z_probability(options_.z_probability);
       qos.set_min_fidelity(options_.min_fidelity);
+      qos.set_window(options_.window);
       connect_request_ =
           client_->Send(apps::ConnectRequest(socket_, options_.peer, options_.peer_port, qos));
     }

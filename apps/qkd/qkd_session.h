@@ -48,6 +48,10 @@ struct QkdOptions {
   uint32_t peer_port = 0;  // Alice: Bob's port
   uint32_t pairs = 10000;  // pairs requested (0: until Close)
   double min_fidelity = 0.0;
+  // Alice's connection window (QKD-S1): end-to-end pairs in flight, which
+  // the network grants as far as the path's memories allow (specs/network.md
+  // NET-C-11a); more in flight, fewer wake-ups per pair on real processes.
+  uint32_t window = 4;
   std::string psk;  // pre-shared secret bytes (Authenticator::Create)
   // Must be equal at both ends (sent in Hello; Bob aborts otherwise).
   uint32_t block_bits = 10000;

@@ -123,13 +123,16 @@ absl::Status QkdParams(const Topology& topology, const AppSpec& spec, qkd::QkdOp
       s = u32(&o->key_size_bits, 8);
     } else if (key == "auth-refill-bits") {
       s = u32(&o->auth_refill_bits, 0);
+    } else if (key == "window") {
+      s = u32(&o->window, 1);
+      if (s.ok() && o->window > 4096) s = bad("not an integer in [1, 4096]");
     } else if (absl::StartsWith(key, "kme-")) {
       continue;  // key delivery: real processes only
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
           topology.source, ":", spec.line, ": app '", spec.name, "': unknown parameter '", key,
           "' for kind qkd (block-bits, z-probability, sample-fraction, qber-threshold, eps-sec, "
-          "eps-cor, cascade-passes, key-size, auth-refill-bits, kme-*)"));
+          "eps-cor, cascade-passes, key-size, auth-refill-bits, window, kme-*)"));
     }
     if (!s.ok()) return s;
   }

@@ -1,5 +1,7 @@
 #include "emulator/node/node.h"
 
+#include <algorithm>
+
 #include <map>
 #include <set>
 #include <tuple>
@@ -97,7 +99,7 @@ class Node::Impl : public link::LinkListener {
     // network layer over the link ends, then the transport's network.
     transport_ = std::make_unique<transport::TransportLayer>(
         name_, env_.runtime, nullptr, env_.physical, memory_.get(), env_.tracer,
-        rng_.Fork("transport"), transport::TransportOptions());
+        transport::TransportOptions());
     std::vector<network::NetworkLink> net_links;
     for (const LinkSpec& spec : topology_.links) {
       if (spec.a != name_ && spec.b != name_) continue;
@@ -108,6 +110,9 @@ class Node::Impl : public link::LinkListener {
     }
     network::NetworkOptions net_options;
     net_options.router = RouterOptionsFor(topology_, name_);
+    net_options.router.hello_interval =
+        std::max(net_options.router.hello_interval, env_.min_hello_interval);
+    net_options.router.min_dead_interval = env_.min_dead_interval;
     auto net_send = [this](const std::string& neighbour, const network::v1::NetworkFrame& nf) {
       wire::v1::Frame frame;
       frame.set_version(1);

@@ -58,6 +58,11 @@ class Node : public PhysicalListener {
     // Extra scheduling margin for the link layer (LINK-20): zero in virtual
     // time; real-time backends set it above their frame-delivery jitter.
     absl::Duration link_margin = absl::ZeroDuration();
+    // Floors of the router's hello and dead intervals (NET-R-6a): zero in
+    // virtual time; real-time backends set them so that CPU stalls of a
+    // loaded host do not take links down.
+    absl::Duration min_hello_interval = absl::ZeroDuration();
+    absl::Duration min_dead_interval = absl::ZeroDuration();
   };
 
   Node(const Topology& topology, std::string name, Env env, Rng rng);

@@ -7,6 +7,7 @@
 //
 // Exit status: 0 when the run ended normally, 1 on an error, 128 + signal
 // number after SIGINT/SIGTERM.
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -42,6 +43,12 @@ ABSL_FLAG(std::string, app_socket, "",
           "empty: none");
 ABSL_FLAG(double, link_margin_ms, 2,
           "least link-layer scheduling margin in wall milliseconds (LINK-20: above frame jitter)");
+ABSL_FLAG(double, hello_interval_ms, 250,
+          "least interval between the router's hellos, in wall milliseconds (NET-R-6a)");
+ABSL_FLAG(double, dead_interval_ms, 2000,
+          "least dead interval of a link without hellos, in wall milliseconds (NET-R-6a)");
+ABSL_FLAG(double, hello_timeout_s, 10,
+          "wall seconds a new neighbour connection has to say Hello before it is closed");
 
 namespace {
 
@@ -96,6 +103,16 @@ int main(int argc, char** argv) {
   options.connect_timeout = absl::Seconds(absl::GetFlag(FLAGS_connect_timeout));
   options.link_margin_wall = absl::Milliseconds(absl::GetFlag(FLAGS_link_margin_ms));
   options.app_socket = absl::GetFlag(FLAGS_app_socket);
+  for (double v : {absl::GetFlag(FLAGS_hello_interval_ms), absl::GetFlag(FLAGS_dead_interval_ms),
+                   absl::GetFlag(FLAGS_hello_timeout_s)}) {
+    if (!(v >= 0) || !std::isfinite(v)) {
+      return Fail(name, "--hello_interval_ms, --dead_interval_ms and --hello_timeout_s must be "
+                        "finite and not negative");
+    }
+  }
+  options.hello_interval_wall = absl::Milliseconds(absl::GetFlag(FLAGS_hello_interval_ms));
+  options.dead_interval_wall = absl::Milliseconds(absl::GetFlag(FLAGS_dead_interval_ms));
+  options.hello_timeout = absl::Seconds(absl::GetFlag(FLAGS_hello_timeout_s));
   const std::string format = absl::GetFlag(FLAGS_trace_format);
   if (format != "json" && format != "binary") {
     std::fprintf(stderr, "qnode: --trace_format must be json or binary, not '%s'\n",

@@ -129,7 +129,10 @@ absl::Status NodeDaemon::Init() {
   env.send = [this](const std::string& neighbour, const wire::v1::Frame& frame) {
     SendToNeighbour(neighbour, frame);
   };
-  env.link_margin = options_.link_margin_wall / std::max(topology_.time_dilation, 1e-9);
+  const double dilation = std::max(topology_.time_dilation, 1e-9);
+  env.link_margin = options_.link_margin_wall / dilation;
+  env.min_hello_interval = options_.hello_interval_wall / dilation;  // NET-R-6a
+  env.min_dead_interval = options_.dead_interval_wall / dilation;
   const Rng root(options_.seed.value_or(topology_.seed));
   node_ = std::make_unique<node::Node>(topology_, me, std::move(env), root.Fork("node/" + me));
   qworld_->set_listener(node_.get());
@@ -181,24 +184,48 @@ absl::Status NodeDaemon::Init() {
         qworld_->Attach(std::move(*stream));
       });
   for (auto& [name, n] : neighbours_) {
-    if (!n.dial) continue;
-    n.dialer = Dialer::Dial(
-        runtime_, n.address, options_.connect_timeout,
-        [this, name = name](absl::StatusOr<std::unique_ptr<FramedStream>> stream) {
-          if (!stream.ok()) {
-            return Finish(
-                absl::StrCat("cannot reach neighbour ", name, ": ", stream.status().message()), 1);
-          }
-          if (finishing_) return;
-          const uint64_t id = AddConnection(std::move(*stream), name);
-          PeerConnection& c = connections_[id];
-          SendHello(c.stream.get());
-          Bind(c, neighbours_[name]);
-        });
+    if (n.dial) DialNeighbour(n, /*first=*/true);
   }
   Log(absl::StrCat("up: ", neighbours_.size(), " neighbours, listening on ",
                    listener_ ? listener_->address() : "(nothing)"));
   return absl::OkStatus();
+}
+
+void NodeDaemon::DialNeighbour(Neighbour& n, bool first) {
+  const std::string name = n.name;
+  n.dialer = Dialer::Dial(
+      runtime_, n.address, options_.connect_timeout,
+      [this, name, first](absl::StatusOr<std::unique_ptr<FramedStream>> stream) {
+        Neighbour& n = neighbours_[name];
+        if (finishing_) return;
+        if (!stream.ok()) {
+          // At start a neighbour that never answers ends the run; later the
+          // node keeps dialling until the run ends (LINK-W9).
+          if (first) {
+            return Finish(
+                absl::StrCat("cannot reach neighbour ", name, ": ", stream.status().message()),
+                1);
+          }
+          Log(absl::StrCat("neighbour ", name, " still unreachable (", stream.status().message(),
+                           "); dialling again"));
+          return DialNeighbour(n, false);
+        }
+        n.dialer.reset();
+        const uint64_t id = AddConnection(std::move(*stream), name);
+        PeerConnection& c = connections_[id];
+        SendHello(c.stream.get());
+        Bind(c, n);
+      });
+}
+
+void NodeDaemon::OnNeighbourLost(Neighbour& n, const std::string& why) {
+  n.connection = 0;
+  if (finishing_) return;
+  ++neighbour_losses_;
+  Log(absl::StrCat("neighbour ", n.name, " disconnected", why.empty() ? "" : ": ", why,
+                   n.dial ? "; dialling again" : "; waiting for it to dial again"));
+  node_->OnLinkDown(n.link->name);  // NET-R-3: frames may have been lost with it
+  if (n.dial && n.dialer == nullptr) DialNeighbour(n, false);
 }
 
 void NodeDaemon::OnQworldStart(const physical::v1::Start& start) {
@@ -300,6 +327,14 @@ uint64_t NodeDaemon::AddConnection(std::unique_ptr<FramedStream> stream,
       .on_oversized = [this, id](uint64_t size) { OnPeerOversized(id, size); },
       .on_closed = [this, id](absl::Status why) { OnPeerClosed(id, why); },
   });
+  // LINK-W10: a peer that says nothing is not kept forever.
+  c.hello_timer = runtime_->CreateWallTimer([this, id] {
+    auto it = connections_.find(id);
+    if (it == connections_.end() || it->second.hello_seen) return;
+    RefusePeer(it->second, wire::v1::FRAME_ERROR_CODE_UNEXPECTED,
+               absl::StrCat("no Hello within ", absl::FormatDuration(options_.hello_timeout)));
+  });
+  c.hello_timer->ArmAfter(options_.hello_timeout);
   return id;
 }
 
@@ -313,7 +348,9 @@ void NodeDaemon::SendHello(FramedStream* stream) {
 
 void NodeDaemon::Bind(PeerConnection& c, Neighbour& n) {
   n.connection = c.id;
-  Log(absl::StrCat("neighbour ", n.name, " connected (", c.stream->peer(), ")"));
+  ++n.connections;
+  Log(absl::StrCat("neighbour ", n.name, n.connections > 1 ? " reconnected (" : " connected (",
+                   c.stream->peer(), ")"));
   while (!n.waiting.empty()) {
     (void)c.stream->SendBytes(n.waiting.front());
     n.waiting.pop_front();
@@ -322,6 +359,8 @@ void NodeDaemon::Bind(PeerConnection& c, Neighbour& n) {
 
 void NodeDaemon::RefusePeer(PeerConnection& c, wire::v1::FrameErrorCode code,
                             const std::string& detail) {
+  ++connections_refused_;
+  if (c.hello_timer) c.hello_timer->Cancel();
   tracer_->Drop(code == wire::v1::FRAME_ERROR_CODE_VERSION
                     ? DropReason::DROP_REASON_VERSION_MISMATCH
                     : DropReason::DROP_REASON_UNEXPECTED_FRAME,
@@ -335,9 +374,12 @@ void NodeDaemon::RefusePeer(PeerConnection& c, wire::v1::FrameErrorCode code,
   (void)c.stream->Send(error);
   if (!c.neighbour.empty()) {
     auto it = neighbours_.find(c.neighbour);
-    if (it != neighbours_.end() && it->second.connection == c.id) it->second.connection = 0;
+    if (it != neighbours_.end() && it->second.connection == c.id) {
+      OnNeighbourLost(it->second, detail);
+    }
   }
   const uint64_t id = c.id;
+  c.neighbour.clear();  // its close is no longer the neighbour's
   c.stream->CloseWhenFlushed(
       [this, id] { runtime_->Post([this, id] { connections_.erase(id); }); });
 }
@@ -381,6 +423,7 @@ void NodeDaemon::OnPeerHello(PeerConnection& c, const wire::v1::Frame& frame) {
                         absl::StrCat("dialled ", c.neighbour, " but '", name, "' answered"));
     }
     c.hello_seen = true;
+    c.hello_timer->Cancel();
     return;
   }
   auto it = neighbours_.find(name);
@@ -389,12 +432,27 @@ void NodeDaemon::OnPeerHello(PeerConnection& c, const wire::v1::Frame& frame) {
                       absl::StrCat("'", name, "' is not a neighbour of ", options_.node));
   }
   Neighbour& n = it->second;
-  if (n.connection != 0) {
+  if (n.dial) {
     return RefusePeer(c, wire::v1::FRAME_ERROR_CODE_UNEXPECTED,
-                      absl::StrCat(name, " is already connected"));
+                      absl::StrCat(options_.node, " dials ", name, ", not the other way round"));
+  }
+  if (n.connection != 0) {
+    // LINK-W9: the neighbour dials only when it lost its connection, so the
+    // one held here is dead even if its close has not shown yet; the newer one
+    // wins.
+    auto old = connections_.find(n.connection);
+    if (old != connections_.end()) {
+      PeerConnection& o = old->second;
+      o.neighbour.clear();
+      const uint64_t old_id = o.id;
+      o.stream->Close();
+      runtime_->Post([this, old_id] { connections_.erase(old_id); });
+    }
+    OnNeighbourLost(n, "it connected again");
   }
   c.neighbour = name;
   c.hello_seen = true;
+  c.hello_timer->Cancel();
   SendHello(c.stream.get());
   Bind(c, n);
 }
@@ -417,10 +475,7 @@ void NodeDaemon::OnPeerClosed(uint64_t id, const absl::Status& why) {
   if (!neighbour.empty()) {
     auto n = neighbours_.find(neighbour);
     if (n != neighbours_.end() && n->second.connection == id) {
-      n->second.connection = 0;
-      if (!finishing_)
-        Log(absl::StrCat("neighbour ", neighbour, " disconnected", why.ok() ? "" : ": ",
-                         why.message()));
+      OnNeighbourLost(n->second, std::string(why.message()));
     }
   }
   // Inside the stream's own callback: destroy it on the next loop turn.

@@ -80,6 +80,14 @@ struct NodeDaemonOptions {
   // The trace: JSON lines at OUT/nodes/NAME.jsonl, or the binary form
   // (RES-1a) at OUT/nodes/NAME.pb, which costs less per record.
   bool binary_trace = false;
+  // Link liveness in wall time (NET-R-6a): the router's hello interval is at
+  // least `hello_interval_wall` and its dead interval at least
+  // `dead_interval_wall` (both converted with the time dilation), so that a
+  // CPU stall of a loaded machine does not take links down.
+  absl::Duration hello_interval_wall = absl::Milliseconds(250);
+  absl::Duration dead_interval_wall = absl::Seconds(2);
+  // A connection that has not said Hello within this is closed (LINK-W10).
+  absl::Duration hello_timeout = absl::Seconds(10);
 };
 
 // Parses repeated "--peer NAME=HOST:PORT" values (each may hold a comma-separated list).
@@ -105,6 +113,11 @@ class NodeDaemon {
   const node::Node& node() const { return *node_; }
   const node::QworldClient& qworld() const { return *qworld_; }
   uint64_t frames_lost() const { return frames_lost_; }
+  // Connections refused or closed for what their peer sent or did not send
+  // (no Hello in time, bad first frame, stranger), LINK-W10.
+  uint64_t connections_refused() const { return connections_refused_; }
+  // Times a neighbour connection was lost after it had been bound.
+  uint64_t neighbour_losses() const { return neighbour_losses_; }
   uint64_t frames_cut() const { return frames_cut_; }
   const AppServer* app_server() const { return app_server_.get(); }
 
@@ -116,14 +129,16 @@ class NodeDaemon {
     std::string address;
     std::unique_ptr<DelayedSender> sender;
     uint64_t connection = 0;          // 0: not connected
-    std::deque<std::string> waiting;  // released before the connection existed
+    std::deque<std::string> waiting;  // released while not connected (LINK-W9)
     std::unique_ptr<Dialer> dialer;
+    int connections = 0;              // bound so far (1 + reconnections)
   };
   struct PeerConnection {
     uint64_t id = 0;
     std::unique_ptr<FramedStream> stream;
     std::string neighbour;  // known once its Hello arrived (or dialled)
     bool hello_seen = false;
+    std::unique_ptr<WallTimer> hello_timer;  // LINK-W10
   };
 
   NodeDaemon(EventRuntime* runtime, Topology topology, NodeDaemonOptions options);
@@ -139,6 +154,10 @@ class NodeDaemon {
   void OnPeerHello(PeerConnection& c, const wire::v1::Frame& frame);
   void OnPeerOversized(uint64_t id, uint64_t size);
   void OnPeerClosed(uint64_t id, const absl::Status& why);
+  // The connection bound to `n` is gone (closed, or replaced by a newer one):
+  // the link goes down (NET-R-3) and the dialling end dials again (LINK-W9).
+  void OnNeighbourLost(Neighbour& n, const std::string& why);
+  void DialNeighbour(Neighbour& n, bool first);
   void Bind(PeerConnection& c, Neighbour& n);
   void RefusePeer(PeerConnection& c, wire::v1::FrameErrorCode code, const std::string& detail);
   void SendHello(FramedStream* stream);
@@ -165,6 +184,8 @@ class NodeDaemon {
   uint64_t next_connection_ = 1;
   uint64_t frames_lost_ = 0;
   uint64_t frames_cut_ = 0;
+  uint64_t connections_refused_ = 0;
+  uint64_t neighbour_losses_ = 0;
   bool finishing_ = false;
 };
 

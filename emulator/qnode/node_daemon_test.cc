@@ -3,6 +3,7 @@
 // (LINK-W6), bad frames (LINK-W4) and the end of a run.
 #include "emulator/qnode/node_daemon.h"
 
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -84,6 +85,8 @@ class NodeDaemonTest : public testing::EventLoopTest {
     world_listener_ = std::move(*world);
     auto bob = StreamListener::Listen(runtime_.get(), "127.0.0.1:0",
                                       [this](std::unique_ptr<FramedStream> s) {
+                                        ++bob_accepted_;
+                                        bob_ = Scripted();
                                         bob_.stream = std::move(s);
                                         bob_.Start(runtime_.get());
                                       });
@@ -95,29 +98,32 @@ class NodeDaemonTest : public testing::EventLoopTest {
     EventLoopTest::TearDown();
   }
 
-  void StartDaemon() {
+  // Runs node `node` of AliceAndBob: alice dials bob (the test's listener),
+  // bob waits for alice.
+  void StartDaemon(const std::string& node = "alice") {
     NodeDaemonOptions options;
-    options.node = "alice";
+    options.node = node;
     options.qworld_address = world_listener_->address();
     options.listen_address = "127.0.0.1:0";
-    options.peers["bob"] = bob_listener_->address();
+    if (node == "alice") options.peers["bob"] = bob_listener_->address();
     options.out_dir = dir_ + "/out";
     options.connect_timeout = absl::Seconds(5);
-    options.log = [](const std::string&) {};
+    options.hello_timeout = hello_timeout_;
+    options.log = [this](const std::string& line) { log_.push_back(line); };
     auto daemon = NodeDaemon::Create(runtime_.get(), AliceAndBob(), options);
     ASSERT_TRUE(daemon.ok()) << daemon.status();
     daemon_ = std::move(*daemon);
     daemon_->set_on_finished([this](int code) { exit_code_ = code; });
   }
 
-  // Answers alice's Hello and starts the run 20 ms from now.
-  void AckAndStart() {
+  // Answers the node's Hello and starts the run 20 ms from now.
+  void AckAndStart(const std::string& node = "alice") {
     ASSERT_TRUE(RunUntil([&] { return !world_.frames.empty(); }));
     const NodeToWorld hello = world_.Parse<NodeToWorld>(0);
-    ASSERT_EQ(hello.hello().node(), "alice");
+    ASSERT_EQ(hello.hello().node(), node);
     WorldToNode ack;
     ack.set_version(1);
-    ack.mutable_hello_ack()->set_node("alice");
+    ack.mutable_hello_ack()->set_node(node);
     ack.mutable_hello_ack()->set_memories(4);
     ASSERT_TRUE(world_.stream->Send(ack).ok());
     WorldToNode start;
@@ -137,6 +143,35 @@ class NodeDaemonTest : public testing::EventLoopTest {
     return f;
   }
 
+  // Ends the run with qworld's Stop, so that the trace is complete.
+  void StopRun() {
+    WorldToNode stop;
+    stop.set_version(1);
+    stop.mutable_stop()->set_reason("end");
+    ASSERT_TRUE(world_.stream->Send(stop).ok());
+    ASSERT_TRUE(RunUntil([&] { return exit_code_.has_value(); }));
+  }
+
+  // A connection to the daemon's listener played by the test.
+  Scripted* Call(std::function<void(Scripted*)> then) {
+    callers_.push_back(std::make_unique<Scripted>());
+    Scripted* c = callers_.back().get();
+    dialers_.push_back(Dialer::Dial(runtime_.get(), daemon_->listen_address(), absl::Seconds(5),
+                                    [this, c, then](absl::StatusOr<std::unique_ptr<FramedStream>> s) {
+                                      ASSERT_TRUE(s.ok());
+                                      c->stream = std::move(*s);
+                                      c->Start(runtime_.get());
+                                      then(c);
+                                    }));
+    return c;
+  }
+
+  std::vector<results::v1::TraceRecord> Trace(const std::string& node = "alice") {
+    auto trace = ReadTraceFile(dir_ + "/out/nodes/" + node + ".jsonl");
+    EXPECT_TRUE(trace.ok()) << trace.status();
+    return trace.ok() ? *trace : std::vector<results::v1::TraceRecord>{};
+  }
+
   int Drops(DropReason reason) {
     auto trace = ReadTraceFile(dir_ + "/out/nodes/alice.jsonl");
     EXPECT_TRUE(trace.ok()) << trace.status();
@@ -152,7 +187,19 @@ class NodeDaemonTest : public testing::EventLoopTest {
   std::unique_ptr<NodeDaemon> daemon_;
   std::optional<int> exit_code_;
   int64_t start_epoch_ = 0;
+  int bob_accepted_ = 0;
+  absl::Duration hello_timeout_ = absl::Seconds(10);
+  std::vector<std::string> log_;
+  std::vector<std::unique_ptr<Scripted>> callers_;
+  std::vector<std::unique_ptr<Dialer>> dialers_;
 };
+
+bool Logged(const std::vector<std::string>& log, const std::string& text) {
+  for (const std::string& line : log) {
+    if (line.find(text) != std::string::npos) return true;
+  }
+  return false;
+}
 
 TEST(ParsePeersTest, AcceptsRepeatsAndListsAndRejectsBadValues) {
   auto peers = ParsePeers({"bob=127.0.0.1:5000", "carol=10.0.0.3:6000,dave=[::1]:7"});
@@ -265,6 +312,91 @@ TEST_F(NodeDaemonTest, StrangersAndDuplicatesAreRefusedWithAFrameError) {
     EXPECT_EQ(error.error().code(), wire::v1::FRAME_ERROR_CODE_UNEXPECTED);
   }
   EXPECT_FALSE(bob_.closed.has_value()) << "the real neighbour keeps its connection";
+}
+
+// LINK-W9, NET-R-3: when the connection to bob closes, alice takes the link
+// down at once (traced as reported), dials again, says Hello first on the new
+// connection, and its frames flow on it.
+TEST_F(NodeDaemonTest, LINK_W9_ALostNeighbourIsDialledAgainAndTheLinkComesBack) {
+  StartDaemon();
+  ASSERT_TRUE(RunUntil([&] { return !bob_.frames.empty(); }));
+  SendFromBob(Hello("bob"));
+  AckAndStart();
+  ASSERT_TRUE(RunUntil([&] { return runtime_->Now() > Time::FromNanos(100'000'000); }));
+  bob_.stream->Close();  // the test's end of the connection goes away
+  ASSERT_TRUE(RunUntil([&] { return bob_accepted_ == 2 && !bob_.frames.empty(); }));
+  EXPECT_EQ(daemon_->neighbour_losses(), 1u);
+  const auto hello = bob_.Parse<wire::v1::Frame>(0);
+  ASSERT_TRUE(hello.has_hello());
+  EXPECT_EQ(hello.hello().node(), "alice");
+  SendFromBob(Hello("bob"));
+  // The router's hellos resume on the new connection (NET-R-1: a down link
+  // keeps sending them); the first says alice does not hear bob yet.
+  ASSERT_TRUE(RunUntil([&] {
+    for (size_t i = 1; i < bob_.frames.size(); ++i) {
+      if (bob_.Parse<wire::v1::Frame>(i).network().has_hello()) return true;
+    }
+    return false;
+  }));
+  EXPECT_TRUE(Logged(log_, "neighbour bob disconnected"));
+  EXPECT_TRUE(Logged(log_, "neighbour bob reconnected"));
+  StopRun();
+  EXPECT_EQ(*exit_code_, 0);
+  int down = 0;
+  for (const auto& r : Trace()) {
+    if (r.has_link_liveness() && !r.link_liveness().up()) {
+      ++down;
+      EXPECT_EQ(r.link_liveness().reason(), "reported");
+      EXPECT_EQ(r.link_liveness().link(), "L");
+    }
+  }
+  EXPECT_EQ(down, 1);
+}
+
+// LINK-W9: at the end that is dialled, a new Hello from the neighbour replaces
+// the connection it holds (the neighbour lost its end of it), and that counts
+// as a loss of the link.
+TEST_F(NodeDaemonTest, LINK_W9_ANewHelloReplacesTheOldConnection) {
+  StartDaemon("bob");
+  Scripted* first = Call([this](Scripted* c) { ASSERT_TRUE(c->stream->Send(Hello("alice")).ok()); });
+  ASSERT_TRUE(RunUntil([&] { return !first->frames.empty(); }));
+  EXPECT_EQ(first->Parse<wire::v1::Frame>(0).hello().node(), "bob");
+  Scripted* second =
+      Call([this](Scripted* c) { ASSERT_TRUE(c->stream->Send(Hello("alice")).ok()); });
+  ASSERT_TRUE(RunUntil([&] { return !second->frames.empty() && first->closed.has_value(); }));
+  EXPECT_EQ(second->Parse<wire::v1::Frame>(0).hello().node(), "bob");
+  EXPECT_FALSE(second->closed.has_value());
+  EXPECT_EQ(daemon_->neighbour_losses(), 1u);
+  EXPECT_EQ(daemon_->connections_refused(), 0u);
+  EXPECT_TRUE(Logged(log_, "neighbour alice disconnected: it connected again"));
+}
+
+// LINK-W10, LINK-W8: a peer that says nothing, or half a frame and nothing
+// more, is closed after the Hello timeout with a FrameError, counted and
+// traced; the real neighbour's connection stays.
+TEST_F(NodeDaemonTest, LINK_W10_SilentAndHalfFramePeersAreClosed) {
+  hello_timeout_ = absl::Milliseconds(300);
+  StartDaemon();
+  ASSERT_TRUE(RunUntil([&] { return !bob_.frames.empty(); }));
+  SendFromBob(Hello("bob"));
+  AckAndStart();
+  Scripted* silent = Call([](Scripted*) {});
+  Scripted* half = Call([](Scripted* c) {
+    ASSERT_TRUE(c->stream->SendBytes(std::string("\x20\x08\x01", 3)).ok());
+  });
+  ASSERT_TRUE(RunUntil([&] { return silent->closed.has_value() && half->closed.has_value(); }));
+  for (Scripted* c : {silent, half}) {
+    ASSERT_EQ(c->frames.size(), 1u);
+    const auto error = c->Parse<wire::v1::Frame>(0);
+    ASSERT_TRUE(error.has_error());
+    EXPECT_EQ(error.error().code(), wire::v1::FRAME_ERROR_CODE_UNEXPECTED);
+    EXPECT_NE(error.error().detail().find("no Hello within"), std::string::npos);
+  }
+  EXPECT_EQ(daemon_->connections_refused(), 2u);
+  EXPECT_EQ(daemon_->neighbour_losses(), 0u);
+  StopRun();
+  EXPECT_EQ(Drops(DropReason::DROP_REASON_UNEXPECTED_FRAME), 2);
+  EXPECT_FALSE(bob_.closed.has_value() && !bob_.closed->ok());
 }
 
 TEST_F(NodeDaemonTest, RefusedHelloOrLostQworldEndsWithExitCode1) {

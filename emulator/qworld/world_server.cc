@@ -178,6 +178,22 @@ void WorldServer::OnAccept(std::unique_ptr<FramedStream> stream) {
           },
       .on_closed = [this, id](absl::Status why) { OnClosed(id, why); },
   });
+  // PHYS-S8: a peer that never says Hello is closed, counted and traced.
+  Connection& c = *connections_[id];
+  c.hello_timer = runtime_->CreateWallTimer([this, id] {
+    auto it = connections_.find(id);
+    if (it == connections_.end() || !it->second->node.empty()) return;
+    Connection& c = *it->second;
+    const std::string detail =
+        absl::StrCat("no Hello within ", absl::FormatDuration(options_.hello_timeout), ": closed");
+    Reject(c, physical::v1::ERROR_CODE_UNEXPECTED, detail,
+           DropReason::DROP_REASON_UNEXPECTED_FRAME);
+    Log(absl::StrCat(Describe(c), ": ", detail));
+    c.stream->CloseWhenFlushed([this, id] {
+      runtime_->Post([this, id] { OnClosed(id, absl::OkStatus()); });
+    });
+  });
+  c.hello_timer->ArmAfter(options_.hello_timeout);
 }
 
 void WorldServer::Reject(Connection& c, ErrorCode code, const std::string& detail,

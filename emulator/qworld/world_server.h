@@ -66,6 +66,9 @@ struct WorldServerOptions {
       absl::Milliseconds(300);  // wall time from the last Hello to the epoch
   double grace_s = 0.05;        // emulated seconds after the duration before Stop
   absl::Duration stop_timeout = absl::Seconds(10);  // wall time allowed for the nodes to leave
+  // A connection that has not said Hello within this wall time is closed
+  // (PHYS-S8).
+  absl::Duration hello_timeout = absl::Seconds(10);
   // PHYS-B4a: a batch may start up to this much wall time before the later
   // of its two Generates arrived, at the ends' shared reference time.
   absl::Duration max_start_lag_wall = absl::Milliseconds(5);
@@ -126,6 +129,7 @@ class WorldServer : public world::World::Output {
     std::unique_ptr<FramedStream> stream;
     std::string node;  // set once World accepted its Hello
     bool said_bye = false;
+    std::unique_ptr<WallTimer> hello_timer;  // PHYS-S8
   };
   struct Pending {
     uint64_t connection = 0;

@@ -136,6 +136,7 @@ class WorldServerTest : public testing::EventLoopTest {
     options.start_delay = absl::Milliseconds(20);
     options.grace_s = grace_s;
     options.stop_timeout = absl::Seconds(3);
+    options.hello_timeout = hello_timeout_;
     options.log = [this](const std::string& line) { log_.push_back(line); };
     auto server =
         WorldServer::Create(runtime_.get(), std::move(topology), options, std::move(core));
@@ -174,6 +175,7 @@ class WorldServerTest : public testing::EventLoopTest {
   std::vector<std::unique_ptr<Dialer>> raw_dialers_;
   std::vector<std::string> log_;
   std::optional<absl::Status> finished_;
+  absl::Duration hello_timeout_ = absl::Seconds(10);
 };
 
 TEST_F(WorldServerTest, PHYS_S4_StartComesOnlyOnceEveryNodeSaidHello) {
@@ -319,6 +321,28 @@ TEST_F(WorldServerTest, PHYS_3_PHYS_5_PHYS_S2_BadFramesAreAnsweredCountedAndTheC
   EXPECT_EQ(got[3].error().code(), physical::v1::ERROR_CODE_UNEXPECTED);
   EXPECT_EQ(server_->nodes_said_hello(), 1u);
   EXPECT_TRUE(raw->open());
+}
+
+// PHYS-S8: a peer that says nothing, or half a frame and nothing more, is
+// answered, counted and closed after the Hello timeout; a node that said Hello
+// keeps its connection.
+TEST_F(WorldServerTest, PHYS_S8_SilentAndHalfFramePeersAreClosed) {
+  hello_timeout_ = absl::Milliseconds(300);
+  StartServer(TwoNodes(5));
+  TestNode* a = AddNode("a");
+  std::vector<WorldToNode> silent_got, half_got;
+  FramedStream* silent = RawConnection(&silent_got);
+  FramedStream* half = RawConnection(&half_got);
+  ASSERT_TRUE(half->SendBytes(std::string("\x10\x08\x01", 3)).ok());  // 3 of 17 bytes
+  ASSERT_TRUE(RunUntil([&] { return a->acked; }));
+  ASSERT_TRUE(RunUntil([&] { return !silent->open() && !half->open(); }));
+  ASSERT_EQ(silent_got.size(), 1u);
+  ASSERT_EQ(half_got.size(), 1u);
+  EXPECT_EQ(silent_got[0].error().code(), physical::v1::ERROR_CODE_UNEXPECTED);
+  EXPECT_NE(half_got[0].error().detail().find("no Hello within"), std::string::npos);
+  EXPECT_EQ(server_->unexpected_frames(), 2u);
+  EXPECT_FALSE(a->rejected.has_value());
+  EXPECT_EQ(server_->nodes_said_hello(), 1u);
 }
 
 TEST_F(WorldServerTest, PHYS_S1_SecondConnectionForANodeAndUnknownNodesAreRefused) {

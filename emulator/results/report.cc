@@ -209,6 +209,10 @@ std::string RenderReport(const v1::Summary& s) {
       absl::StrAppend(&notes, l.name(), ": eavesdropper intercepted ", l.intercepted(),
                       " pair(s)\n");
     }
+    if (l.downs_a() > 0 || l.downs_b() > 0) {  // RES-15b
+      absl::StrAppend(&notes, l.name(), ": went down ", l.downs_a(), " time(s) at ", l.a(), ", ",
+                      l.downs_b(), " at ", l.b(), "\n");
+    }
     if (l.errors_size() > 0)
       absl::StrAppend(&notes, l.name(), ": errors ", Counts(l.errors()), "\n");
     if (l.discards_size() > 0) {

@@ -61,6 +61,7 @@ struct LinkState {
   std::map<std::string, uint64_t> errors;
   std::map<std::string, uint64_t> discards;
   uint64_t intercepted = 0;  // RES-15a
+  uint64_t downs[2] = {0, 0};  // RES-15b, per end (a, b)
 };
 
 std::string SchemeName(HeraldingScheme s) {
@@ -255,6 +256,12 @@ void Summarizer::Record(const std::string& file_node, const v1::TraceRecord& r) 
       ++it->second.intercepted;
       break;
     }
+    case v1::TraceRecord::kLinkLiveness: {  // RES-15b
+      LinkState* s = LinkOf(node, r.link_liveness().link(), "");
+      if (s == nullptr) break;
+      if (!r.link_liveness().up()) ++s->downs[node == s->spec->a ? 0 : 1];
+      break;
+    }
     case v1::TraceRecord::EVENT_NOT_SET:
       break;
     default:  // network records and pair_truth (RES-20..RES-30)
@@ -400,6 +407,8 @@ void Summarizer::FinishLink(LinkState& s, v1::LinkSummary* out) {
   AddCounts(s.errors, out->mutable_errors());
   AddCounts(s.discards, out->mutable_discards());
   out->set_intercepted(static_cast<uint32_t>(s.intercepted));
+  out->set_downs_a(static_cast<uint32_t>(s.downs[0]));
+  out->set_downs_b(static_cast<uint32_t>(s.downs[1]));
 
   // RES-14: model success probability: attempt-weighted over batches that
   // recorded alpha; else the link's fixed alpha; else the alpha the link layer

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -59,12 +60,19 @@ class Traces {
   ~Traces() { std::filesystem::remove_all(dir_); }
   const std::string& dir() const { return dir_; }
 
+  // Node `node` writes the binary form (RES-1a) from now on.
+  void Binary(const std::string& node) { binary_.insert(node); }
+
   void Add(const std::string& node, int64_t t_ns, v1::TraceRecord r) {
     auto& tracer = tracers_[node];
     if (!tracer) {
+      const bool binary = binary_.contains(node);
+      const std::string ext = binary ? ".pb" : ".jsonl";
       const std::string path =
-          node == "qworld" ? dir_ + "/qworld.jsonl" : dir_ + "/nodes/" + node + ".jsonl";
-      tracer = std::make_unique<JsonLinesTracer>(path, node, nullptr);
+          node == "qworld" ? dir_ + "/qworld" + ext : dir_ + "/nodes/" + node + ext;
+      tracer = std::make_unique<JsonLinesTracer>(
+          path, node, nullptr,
+          binary ? JsonLinesTracer::Format::kBinary : JsonLinesTracer::Format::kJsonLines);
     }
     r.set_time_ns(static_cast<uint64_t>(t_ns));
     tracer->Record(std::move(r));
@@ -141,6 +149,7 @@ class Traces {
  private:
   std::string dir_;
   std::map<std::string, std::unique_ptr<JsonLinesTracer>> tracers_;
+  std::set<std::string> binary_;
 };
 
 Topology LoadHand() {
@@ -387,6 +396,37 @@ TEST(SummaryTest, ModelProbabilityFallsBackToTheTopology) {
   EXPECT_DOUBLE_EQ(s->links(0).p_success_model(),
                    SuccessProbability(topology.links[0], *ChooseAlpha(topology.links[0], 0.8)));
   EXPECT_EQ(s->missing_traces_size(), 4);  // three nodes and qworld
+}
+
+// RES-15b, RES-1a: linkLiveness downs count per end (ups do not), from a JSON
+// lines trace at a and a binary one at b, and the report names them.
+TEST(SummaryTest, LinkDownsCountPerEndFromEitherTraceForm) {
+  const Topology topology = LoadHand();
+  Traces tr("downs");
+  tr.Binary("b");
+  auto liveness = [&](const std::string& node, const std::string& link, bool up, int64_t t) {
+    v1::TraceRecord r;
+    r.mutable_link_liveness()->set_link(link);
+    r.mutable_link_liveness()->set_up(up);
+    r.mutable_link_liveness()->set_reason(up ? "hello" : "dead interval");
+    tr.Add(node, t, r);
+  };
+  liveness("a", "ab", false, 1 * kMs);
+  liveness("b", "ab", false, 2 * kMs);
+  liveness("a", "ab", true, 3 * kMs);
+  liveness("b", "ab", true, 3 * kMs);
+  liveness("a", "ab", false, 4 * kMs);
+  liveness("b", "bc", false, 5 * kMs);
+  tr.Close();
+  ASSERT_TRUE(std::filesystem::exists(tr.dir() + "/nodes/b.pb"));
+  absl::StatusOr<v1::Summary> s = Summarize(topology, tr.dir(), "local");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->links(0).downs_a(), 2u);
+  EXPECT_EQ(s->links(0).downs_b(), 1u);
+  EXPECT_EQ(s->links(1).downs_a(), 1u);  // b is bc's a end
+  EXPECT_EQ(s->links(1).downs_b(), 0u);
+  EXPECT_EQ(s->missing_traces_size(), 2);  // c and qworld wrote nothing
+  EXPECT_THAT(RenderReport(*s), HasSubstr("ab: went down 2 time(s) at a, 1 at b"));
 }
 
 // RES-15a: qworld's `intercepted` records count per link; one naming an

@@ -143,7 +143,7 @@ TransportLayer& FakeNetwork::AddNode(const std::string& name, TransportOptions o
                                                   world_.device(name));
   node->transport =
       std::make_unique<TransportLayer>(name, sim_, node->service.get(), world_.device(name),
-                                       node->pool.get(), &tracer_, rng_.Fork(name), options);
+                                       node->pool.get(), &tracer_, options);
   world_.set_sink(name, node->transport.get());
   TransportLayer& t = *node->transport;
   nodes_[name] = std::move(node);
@@ -380,6 +380,16 @@ std::vector<network::CircuitKey> FakeNetwork::circuits() const {
 bool FakeNetwork::circuit_live(const network::CircuitKey& key) const {
   auto it = circuits_.find(key);
   return it != circuits_.end() && (it->second.head_live || it->second.tail_live);
+}
+
+uint32_t FakeNetwork::circuit_depth(const network::CircuitKey& key) const {
+  auto it = circuits_.find(key);
+  return it == circuits_.end() ? 0 : it->second.depth;
+}
+
+bool FakeNetwork::circuit_measures(const network::CircuitKey& key) const {
+  auto it = circuits_.find(key);
+  return it != circuits_.end() && it->second.measure.has_value();
 }
 
 }  // namespace qnet::transport::testing

@@ -113,6 +113,10 @@ class FakeNetwork {
   // Keys of every circuit opened, in order.
   std::vector<network::CircuitKey> circuits() const;
   bool circuit_live(const network::CircuitKey& key) const;
+  // The depth the circuit was opened with (0: unknown circuit), and whether
+  // it is a measure circuit.
+  uint32_t circuit_depth(const network::CircuitKey& key) const;
+  bool circuit_measures(const network::CircuitKey& key) const;
 
  private:
   class Service;
