@@ -4,7 +4,9 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -14,8 +16,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 
+#include "google/protobuf/descriptor.h"
 #include "google/protobuf/util/json_util.h"
 
 #ifndef QNET_DEFAULT_IUT
@@ -43,7 +47,26 @@ int ListenTcp(uint16_t* port) {
   return fd;
 }
 
+// A port for the node to listen on. Picked at random below the kernel's
+// ephemeral range (32768 and up on Linux), where the listening and dialling
+// sockets of other tests running in parallel get theirs, so that the port is
+// still free when the node binds it. The bind check (without SO_REUSEADDR)
+// skips ports in use, also those a recent test's connections left in
+// TIME_WAIT, which a node that does not set SO_REUSEADDR cannot bind.
 int FreeTcpPort() {
+  static std::mt19937 rng(static_cast<uint32_t>(MonotonicNs()) ^
+                          static_cast<uint32_t>(getpid()) * 2654435761u);
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const uint16_t port = static_cast<uint16_t>(20000 + rng() % 12000);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    close(fd);
+    if (ok) return port;
+  }
   uint16_t port = 0;
   int fd = ListenTcp(&port);
   if (fd >= 0) close(fd);
@@ -403,14 +426,68 @@ physical::v1::Herald Harness::HeraldFor(const physical::v1::Generate& g,
   if (outcome == physical::v1::OUTCOME_SUCCESS) {
     h.set_pair_seq(pair_seq);
     h.set_bell_state(physical::v1::BELL_STATE_PSI_PLUS);
+    h.set_index(1);
     if (g.measure_basis() == physical::v1::BASIS_UNSPECIFIED) {
-      if (g.has_slot()) h.set_slot(g.slot());
+      const std::vector<uint32_t> slots = SlotsOf(g);
+      if (!slots.empty()) h.set_slot(slots[0]);
     } else {
-      h.set_basis(g.measure_basis());
+      h.set_basis(BasisOfPair(g, 0));
       h.set_result(0);
     }
   }
   return h;
+}
+
+std::vector<physical::v1::Herald> Harness::HeraldsFor(const physical::v1::Generate& g, uint32_t n,
+                                                      uint64_t first_pair_seq,
+                                                      uint64_t first_time_ns,
+                                                      uint64_t step_ns) const {
+  std::vector<physical::v1::Herald> out;
+  const uint64_t t0 = first_time_ns != 0 ? first_time_ns : NowNs();
+  const std::vector<uint32_t> slots = SlotsOf(g);
+  for (uint32_t j = 0; j < n; ++j) {
+    physical::v1::Herald h =
+        HeraldFor(g, physical::v1::OUTCOME_SUCCESS, first_pair_seq + j, t0 + j * step_ns);
+    h.set_index(j + 1);
+    h.set_more(j + 1 < n);
+    if (g.measure_basis() == physical::v1::BASIS_UNSPECIFIED) {
+      if (j < slots.size()) {
+        h.set_slot(slots[j]);
+      } else {
+        h.clear_slot();
+      }
+    } else {
+      h.set_basis(BasisOfPair(g, j));
+    }
+    out.push_back(h);
+  }
+  return out;
+}
+
+bool Harness::SendHeralds(const std::vector<physical::v1::Herald>& heralds) {
+  for (const physical::v1::Herald& h : heralds) {
+    SleepUntilNs(h.time_ns());
+    if (!SendHerald(h)) return false;
+  }
+  return true;
+}
+
+std::vector<uint32_t> SlotsOf(const physical::v1::Generate& g) {
+  if (g.has_slot()) return {g.slot()};
+  return std::vector<uint32_t>(g.slots().begin(), g.slots().end());
+}
+
+uint32_t PairsOf(const physical::v1::Generate& g) {
+  if (g.measure_basis() == physical::v1::BASIS_UNSPECIFIED) {
+    const uint32_t slots = static_cast<uint32_t>(SlotsOf(g).size());
+    return g.pairs() != 0 && g.pairs() < slots ? g.pairs() : slots;
+  }
+  return g.pairs() == 0 ? 1 : g.pairs();
+}
+
+physical::v1::Basis BasisOfPair(const physical::v1::Generate& g, size_t j) {
+  return j < static_cast<size_t>(g.measure_bases_size()) ? g.measure_bases(static_cast<int>(j))
+                                                         : g.measure_basis();
 }
 
 std::optional<Timed<wire::v1::Frame>> Harness::NextPeer(Ms timeout, int peer) {
@@ -476,10 +553,25 @@ void Harness::StartHellos(int peer, Ms interval) {
   wire::v1::Frame f;
   f.set_version(1);
   f.set_from_node(PeerName(peer));
-  f.mutable_network()->mutable_hello()->set_link(LinkName(peer));
+  network::v1::NetHello* hello = f.mutable_network()->mutable_hello();
+  hello->set_link(LinkName(peer));
+  // A NetHello that says whether its sender hears the other end (`heard`,
+  // NET-R-1 where network.proto has the field): the neighbour played here
+  // hears the node, which sends its hellos all along. Set by name so that the
+  // harness builds with either version of the proto.
+  if (const auto* heard = hello->GetDescriptor()->FindFieldByName("heard");
+      heard != nullptr && heard->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_BOOL) {
+    hello->GetReflection()->SetBool(hello, heard, true);
+  }
   const std::string bytes = EncodeFrame(f);
   Channel* channel = &peer_[peer];
   p->thread = std::thread([p, channel, bytes, interval] {
+    // The neighbour's keepalive must not starve when the machine is loaded
+    // (tests run in parallel): the node declares the link down after 4 missed
+    // intervals (NET-R-2), which would tear down the circuits under test.
+    // Raising this thread's priority needs privileges; without them it is
+    // simply not raised.
+    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), -10);
     std::unique_lock<std::mutex> lock(p->mu);
     while (!p->stop) {
       channel->SendBytes(bytes);

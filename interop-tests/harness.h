@@ -146,12 +146,27 @@ class Harness {
   std::optional<Timed<physical::v1::Generate>> NextGenerate(Ms timeout);
   bool SendPhysics(const physical::v1::WorldToNode& message);
   bool SendHerald(const physical::v1::Herald& herald);
-  // A herald that follows the contract for `generate` (PHYS-B12, PHYS-B15):
-  // echoes link, batch, queue id, and the slot (keep) or the basis (measure),
-  // with time_ns = `time_ns` (0: now), attempts 1, result 0, Bell state PSI_PLUS.
+  // A herald that follows the contract for `generate` (PHYS-B12, PHYS-B15,
+  // PHYS-B18): echoes link, batch, queue id, and for a SUCCESS the first slot
+  // (keep) or the first pair's basis (measure), index 1 and no `more`; with
+  // time_ns = `time_ns` (0: now), attempts 1, result 0, Bell state PSI_PLUS.
+  // For a Generate that asks for several pairs this is the whole batch when
+  // the other end could take one pair only (PHYS-B17: the batch runs to the
+  // smaller capacity), a legitimate physical layer's answer.
   physical::v1::Herald HeraldFor(const physical::v1::Generate& generate,
                                  physical::v1::Outcome outcome, uint64_t pair_seq,
                                  uint64_t time_ns = 0) const;
+  // The `n` SUCCESS heralds of a batch of n pairs (PHYS-B17, PHYS-B18): success
+  // j (1-based) has index j, pair_seq first_pair_seq + j - 1, the j-th slot
+  // (keep) or basis (measure) of `generate`, `more` set but on the last, and
+  // time_ns = first_time_ns + (j - 1) step_ns (first_time_ns 0: now).
+  std::vector<physical::v1::Herald> HeraldsFor(const physical::v1::Generate& generate, uint32_t n,
+                                               uint64_t first_pair_seq, uint64_t first_time_ns = 0,
+                                               uint64_t step_ns = 200'000) const;
+  // Sends each herald no earlier than its time_ns (a physical layer heralds a
+  // success at most one cycle before its time, PHYS-B12; LINK-44 treats an
+  // earlier one as broken). Returns false if a send failed.
+  bool SendHeralds(const std::vector<physical::v1::Herald>& heralds);
   // Every physics message read so far, in arrival order.
   const std::vector<Timed<physical::v1::NodeToWorld>>& physics_log() const { return physics_log_; }
 
@@ -227,6 +242,16 @@ class Harness {
   };
   std::unique_ptr<HelloPump> hellos_[2];
 };
+
+// ---- What a Generate asks for (specs/physical.md PHYS-B17, PHYS-B19; specs/link.md LINK-27).
+// The slots of a keeping end, in the order they are filled: `slots`, or `slot` alone.
+std::vector<uint32_t> SlotsOf(const physical::v1::Generate& generate);
+// The end's capacity for the batch: keep: its slots, or `pairs` if smaller and
+// not 0; measure directly: `pairs` (0 counts as 1).
+uint32_t PairsOf(const physical::v1::Generate& generate);
+// The basis of pair j (0-based) of a measuring end: the j-th of
+// `measure_bases`, or `measure_basis` when the list is shorter.
+physical::v1::Basis BasisOfPair(const physical::v1::Generate& generate, size_t j);
 
 // ---- Trace queries.
 using Trace = std::vector<results::v1::TraceRecord>;

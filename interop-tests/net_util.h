@@ -5,6 +5,7 @@
 #ifndef QNET_INTEROP_TESTS_NET_UTIL_H_
 #define QNET_INTEROP_TESTS_NET_UTIL_H_
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -91,9 +92,18 @@ struct HopSpec {
   double min_fidelity = 0.8;
 };
 
+// The attributes of the suite's circuit links: the harness's default Werner
+// link with a memory poll of 10 s, so that a link end whose window or memory
+// is full holds its Generate until a slot frees (LINK-41) instead of sending
+// IDLE Generates the scripted qworld would have to answer.
+inline constexpr const char* kCircuitLink =
+    R"(scheme="werner" length-km="1" attempt-us="100" p-success="0.5" fidelity="0.9" )"
+    R"(memory-poll-us="10000000")";
+
 inline NetworkFrame SetupFrame(const network::v1::CircuitKey& key,
                                const std::vector<std::string>& path,
-                               const std::vector<HopSpec>& links, const std::string& upper = "") {
+                               const std::vector<HopSpec>& links, const std::string& upper = "",
+                               uint32_t depth = 1) {
   NetworkFrame f;
   auto* s = f.mutable_setup();
   *s->mutable_circuit() = key;
@@ -109,12 +119,14 @@ inline NetworkFrame SetupFrame(const network::v1::CircuitKey& key,
   s->set_expected_fidelity(0.73);
   s->set_expected_pair_time_s(3e-4);
   s->set_upper(upper);
+  s->set_depth(depth);
   return f;
 }
 
-inline NetworkFrame AcceptFrame(const network::v1::CircuitKey& key) {
+inline NetworkFrame AcceptFrame(const network::v1::CircuitKey& key, uint32_t depth = 1) {
   NetworkFrame f;
   *f.mutable_accept()->mutable_circuit() = key;
+  f.mutable_accept()->set_depth(depth);
   return f;
 }
 
@@ -159,18 +171,60 @@ inline NetworkFrame DeliverAckFrame(const network::v1::CircuitKey& key, uint64_t
   return f;
 }
 
-// The harness's CREATE as the master of a circuit link: QueueAdd of one KEEP
-// pair with the circuit's label (specs/link.md LINK-18; the node under test is
-// the link's non-master end and schedules it from eligible_ns).
+inline NetworkFrame DeliverNackFrame(const network::v1::CircuitKey& key, uint64_t seq,
+                                     const std::string& detail = "harness lost it") {
+  NetworkFrame f;
+  *f.mutable_deliver_nack()->mutable_circuit() = key;
+  f.mutable_deliver_nack()->set_seq(seq);
+  f.mutable_deliver_nack()->set_detail(detail);
+  return f;
+}
+
+inline NetworkFrame ReleaseFrame(const network::v1::CircuitKey& key,
+                                 const link::v1::PairId& tail_pair,
+                                 const std::string& detail = "released by the harness") {
+  NetworkFrame f;
+  *f.mutable_release()->mutable_circuit() = key;
+  *f.mutable_release()->mutable_tail_pair() = tail_pair;
+  f.mutable_release()->set_detail(detail);
+  return f;
+}
+
+// Track (NET-C-30): `pair` is the receiver's downstream link pair.
+inline NetworkFrame TrackFrame(const network::v1::CircuitKey& key, const link::v1::PairId& pair,
+                               const link::v1::PairId& tail_pair,
+                               physical::v1::BellState bell = physical::v1::BELL_STATE_PHI_PLUS,
+                               uint64_t oldest_herald_ns = 0, double fidelity_product = 1.0,
+                               bool discard = false) {
+  NetworkFrame f;
+  auto* t = f.mutable_track();
+  *t->mutable_circuit() = key;
+  *t->mutable_pair() = pair;
+  *t->mutable_tail_pair() = tail_pair;
+  t->set_bell(bell);
+  t->set_oldest_herald_ns(oldest_herald_ns);
+  t->set_fidelity_product(fidelity_product);
+  t->set_discard(discard);
+  return f;
+}
+
+// The harness's standing CREATE as the master of a circuit link (NET-C-20;
+// specs/link.md LINK-18, LINK-45, LINK-46): QueueAdd of pairs 0, KEEP at both
+// ends, window = the circuit's depth, the circuit's label as purpose id. The
+// node under test is the link's non-master end and schedules it from
+// eligible_ns.
 inline LinkFrame CircuitQueueAdd(uint64_t queue_id, const std::string& origin,
                                  const std::string& remote, uint32_t label, double min_fidelity,
-                                 uint64_t eligible_ns, const std::string& link = "L") {
+                                 uint64_t eligible_ns, uint32_t window = 1,
+                                 const std::string& link = "L") {
   link::v1::Create c;
   c.set_remote_node(remote);
-  c.set_pairs(1);
+  c.set_pairs(0);
   c.set_type(link::v1::REQUEST_TYPE_KEEP);
+  c.set_partner_type(link::v1::REQUEST_TYPE_KEEP);
   c.set_purpose_id(label);
   c.set_min_fidelity(min_fidelity);
+  c.set_window(window);
   AddFields a;
   a.queue_id = queue_id;
   a.origin = origin;
@@ -178,8 +232,65 @@ inline LinkFrame CircuitQueueAdd(uint64_t queue_id, const std::string& origin,
   a.create = c;
   a.eligible_ns = eligible_ns;
   a.estimated_fidelity = 0.9;
-  a.virtual_start = queue_id;
+  a.virtual_start = 0;
   return AddFrame(a, link);
+}
+
+// Bell states as Pauli indices (REFERENCE.md: PHI_PLUS 0 = I, PSI_PLUS 1 = X,
+// PHI_MINUS 2 = Z, PSI_MINUS 3 = Y) and their product (xor of the indices).
+inline int BellIndexOf(physical::v1::BellState b) { return static_cast<int>(b) - 1; }
+inline physical::v1::BellState BellFromIndex(int i) {
+  return static_cast<physical::v1::BellState>(i + 1);
+}
+inline physical::v1::BellState BellXor(physical::v1::BellState a, physical::v1::BellState b) {
+  return BellFromIndex(BellIndexOf(a) ^ BellIndexOf(b));
+}
+// NET-C-30a / NET-C-31: the Werner parameter w = (4F - 1)/3, clamped to [0, 1].
+inline double WernerOf(double fidelity) { return std::clamp((4 * fidelity - 1) / 3, 0.0, 1.0); }
+
+// qworld's answer to a BellMeasure.
+inline bool SendBellMeasureResult(Harness& h, uint64_t request_id,
+                                  physical::v1::BellState outcome) {
+  physical::v1::WorldToNode res;
+  res.set_version(1);
+  res.mutable_bell_measure_result()->set_request_id(request_id);
+  res.mutable_bell_measure_result()->set_bell_state(outcome);
+  res.mutable_bell_measure_result()->set_time_ns(h.NowNs());
+  return h.SendPhysics(res);
+}
+
+// The key of a circuit frame (Setup .. Track), or nullptr for other bodies.
+inline const network::v1::CircuitKey* KeyOf(const NetworkFrame& n) {
+  switch (n.body_case()) {
+    case NetworkFrame::kSetup:
+      return &n.setup().circuit();
+    case NetworkFrame::kAccept:
+      return &n.accept().circuit();
+    case NetworkFrame::kRefuse:
+      return &n.refuse().circuit();
+    case NetworkFrame::kTeardown:
+      return &n.teardown().circuit();
+    case NetworkFrame::kDeliver:
+      return &n.deliver().circuit();
+    case NetworkFrame::kDeliverAck:
+      return &n.deliver_ack().circuit();
+    case NetworkFrame::kDeliverNack:
+      return &n.deliver_nack().circuit();
+    case NetworkFrame::kRelease:
+      return &n.release().circuit();
+    case NetworkFrame::kTrack:
+      return &n.track().circuit();
+    default:
+      return nullptr;
+  }
+}
+
+// Whether a wire frame is a network frame of this body for this circuit.
+inline bool IsNet(const wire::v1::Frame& f, NetworkFrame::BodyCase body,
+                  const network::v1::CircuitKey& key) {
+  if (!f.has_network() || f.network().body_case() != body) return false;
+  const network::v1::CircuitKey* k = KeyOf(f.network());
+  return k != nullptr && SameKey(*k, key);
 }
 
 // The network frames of a body case in a peer log.
@@ -190,38 +301,6 @@ inline std::vector<Timed<NetworkFrame>> NetFramesIn(const std::vector<Timed<wire
     if (f.msg.has_network() && f.msg.network().body_case() == body)
       out.push_back({f.msg.network(), f.at_ns});
   return out;
-}
-
-// Reads everything the node sends on every channel for `duration` (frames go
-// to the logs), for checks that something did NOT happen.
-inline void Watch(Harness& h, Ms duration, int peers = 2) {
-  const auto end = std::chrono::steady_clock::now() + duration;
-  while (std::chrono::steady_clock::now() < end) {
-    while (h.NextPhysics(Ms(0))) {
-    }
-    for (int i = 0; i < peers; ++i)
-      while (h.NextPeer(Ms(0), i)) {
-      }
-    std::this_thread::sleep_for(Ms(5));
-  }
-}
-
-// The first frame from `peer` at or after index `from` of its log that
-// satisfies `pred`, waiting up to `timeout` for it. Unlike ExpectNet this also
-// finds frames an earlier wait skipped over.
-template <typename Pred>
-std::optional<Timed<wire::v1::Frame>> AwaitPeer(Harness& h, int peer, size_t from, Pred pred,
-                                                Ms timeout = kWait) {
-  const auto end = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    const auto& log = h.peer_log(peer);
-    for (size_t i = from; i < log.size(); ++i)
-      if (pred(log[i].msg)) return log[i];
-    from = log.size();
-    const auto left = std::chrono::duration_cast<Ms>(end - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return std::nullopt;
-    h.NextPeer(std::min(left, Ms(50)), peer);
-  }
 }
 
 // The first network frame of a body case from `peer` at or after `from`.
@@ -236,43 +315,6 @@ inline std::optional<Timed<NetworkFrame>> AwaitNet(Harness& h, int peer, size_t 
       timeout);
   if (!f) return std::nullopt;
   return Timed<NetworkFrame>{f->msg.network(), f->at_ns};
-}
-
-// The first link frame of a body case from `peer` at or after `from`.
-inline std::optional<Timed<LinkFrame>> AwaitLink(Harness& h, int peer, size_t from,
-                                                 LinkFrame::BodyCase body, Ms timeout = kWait) {
-  auto f = AwaitPeer(
-      h, peer, from,
-      [body](const wire::v1::Frame& m) { return m.has_link() && m.link().body_case() == body; },
-      timeout);
-  if (!f) return std::nullopt;
-  return Timed<LinkFrame>{f->msg.link(), f->at_ns};
-}
-
-// The first physics request at or after index `from` of the log satisfying `pred`.
-template <typename Pred>
-std::optional<Timed<NodeToWorld>> AwaitPhysics(Harness& h, size_t from, Pred pred,
-                                               Ms timeout = kWait) {
-  const auto end = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    const auto& log = h.physics_log();
-    for (size_t i = from; i < log.size(); ++i)
-      if (pred(log[i].msg)) return log[i];
-    from = log.size();
-    const auto left = std::chrono::duration_cast<Ms>(end - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return std::nullopt;
-    h.NextPhysics(std::min(left, Ms(50)));
-  }
-}
-
-inline std::optional<Timed<Generate>> AwaitGenerate(Harness& h, size_t from,
-                                                    const std::string& link, Ms timeout = kWait) {
-  auto m = AwaitPhysics(
-      h, from,
-      [&](const NodeToWorld& n) { return n.has_generate() && n.generate().link() == link; },
-      timeout);
-  if (!m) return std::nullopt;
-  return Timed<Generate>{m->msg.generate(), m->at_ns};
 }
 
 // The next advert from `origin` on the connection with `peer`.

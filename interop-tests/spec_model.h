@@ -3,7 +3,8 @@
 //   - specs/physical.md PHYS-B5 (attempt cycle), PHYS-G1 (arm efficiency),
 //     PHYS-G2 (single-click P_succ and heralded fidelity), PHYS-G4 (Werner);
 //   - specs/link.md LINK-04 (expected completion time), LINK-21 (alpha),
-//     LINK-26 (weighted fair queueing), section 1 (d = the classical delay);
+//     LINK-26 (weighted fair queueing), LINK-49 (pairs per batch), section 1
+//     (d = the classical delay);
 //   - specs/topology.md TOPO-22..25 (what the <link> attributes mean).
 // A LinkParams renders the <link> attributes of the topology the harness
 // writes, so that the topology and the expected values cannot drift apart.
@@ -135,8 +136,9 @@ inline double ExpectedSeconds(const LinkParams& l, double margin_s, uint32_t pai
 
 // LINK-26: weighted fair queueing with integer tags, as both ends run it.
 // stride s_i = 2^min(priority, 3); F_i = V_i + (c_i + 1) s_i; the smallest
-// (F_i, queue id) among the eligible items is served; after a SUCCESS or IDLE
-// batch of i: V = max(V, F_i), then c_i += 1.
+// (F_i, queue id) among the eligible items is served; at each charge of i (a
+// heralded success, or a batch that ended IDLE): V = max(V, F_i), then c_i += 1.
+// LINK-49 bounds a batch's pairs by what fair queueing would give the item.
 class Wfq {
  public:
   void Add(uint64_t queue_id, uint32_t priority, uint64_t virtual_start, uint64_t eligible_ns) {
@@ -154,7 +156,29 @@ class Wfq {
     }
     return best;
   }
-  // A batch of `queue_id` ended in SUCCESS or IDLE.
+  // LINK-49: the most pairs a batch of `queue_id` decided at reference time r
+  // may ask for so that fair queueing would not have given one of them to
+  // another item: 1 + the number of charges m >= 1 after which
+  // (F_i + m s_i, queue id i) is still below (F_j, queue id j) for every other
+  // item j eligible at r; UINT64_MAX when no other item is eligible.
+  uint64_t FairBatch(uint64_t queue_id, uint64_t r) const {
+    const Item& mine = items_.at(queue_id);
+    const uint64_t f = Tag(mine);
+    uint64_t bound = UINT64_MAX;
+    for (const auto& [id, other] : items_) {
+      if (id == queue_id || other.eligible_ns > r) continue;
+      const uint64_t fo = Tag(other);
+      uint64_t charges = 0;
+      if (fo > f) {
+        // f + m s <= fo for m <= (fo - f) / s; at equality the queue ids decide.
+        charges = (fo - f) / mine.stride;
+        if ((fo - f) % mine.stride == 0 && queue_id > id) --charges;
+      }
+      bound = std::min(bound, 1 + charges);
+    }
+    return bound;
+  }
+  // One charge of `queue_id` (LINK-26): a heralded success, or a batch that ended IDLE.
   void Charge(uint64_t queue_id) {
     Item& it = items_.at(queue_id);
     v_ = std::max(v_, Tag(it));

@@ -3,10 +3,12 @@
 #ifndef QNET_INTEROP_TESTS_TEST_UTIL_H_
 #define QNET_INTEROP_TESTS_TEST_UTIL_H_
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -152,6 +154,19 @@ inline LinkFrame CheckFrame(uint64_t queue_id, uint64_t batch, const std::string
   return f;
 }
 
+// QueueCancel (LINK-48): from the origin peer {origin_create_id}; from the
+// master {queue_id, origin_create_id, deadline_ns}.
+inline LinkFrame CancelFrame(uint64_t queue_id, uint64_t origin_create_id, uint64_t deadline_ns,
+                             const std::string& link = "L") {
+  LinkFrame f;
+  f.set_link(link);
+  auto* c = f.mutable_cancel();
+  c->set_queue_id(queue_id);
+  c->set_origin_create_id(origin_create_id);
+  c->set_deadline_ns(deadline_ns);
+  return f;
+}
+
 // The node's "now" at the CREATE of a master's item with max_time > 0, as the
 // node itself states it: deadline_ns = now + max_time (LINK-18, LINK-39).
 inline uint64_t CreateTimeOf(const link::v1::QueueAdd& add, uint64_t max_time_ns) {
@@ -199,6 +214,117 @@ inline std::vector<Timed<LinkFrame>> LinkFramesIn(const std::vector<Timed<wire::
   for (const auto& f : log)
     if (f.msg.has_link() && f.msg.link().body_case() == body)
       out.push_back({f.msg.link(), f.at_ns});
+  return out;
+}
+
+// Reads everything the node sends on every channel for `duration` (frames go
+// to the logs), for checks that something did NOT happen.
+inline void Watch(Harness& h, Ms duration, int peers = 2) {
+  const auto end = std::chrono::steady_clock::now() + duration;
+  while (std::chrono::steady_clock::now() < end) {
+    while (h.NextPhysics(Ms(0))) {
+    }
+    for (int i = 0; i < peers; ++i)
+      while (h.NextPeer(Ms(0), i)) {
+      }
+    std::this_thread::sleep_for(Ms(5));
+  }
+}
+
+// The first frame from `peer` at or after index `from` of its log that
+// satisfies `pred`, waiting up to `timeout` for it. Unlike ExpectNet this also
+// finds frames an earlier wait skipped over.
+template <typename Pred>
+std::optional<Timed<wire::v1::Frame>> AwaitPeer(Harness& h, int peer, size_t from, Pred pred,
+                                                Ms timeout = kWait) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto& log = h.peer_log(peer);
+    for (size_t i = from; i < log.size(); ++i)
+      if (pred(log[i].msg)) return log[i];
+    from = log.size();
+    const auto left = std::chrono::duration_cast<Ms>(end - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    h.NextPeer(std::min(left, Ms(50)), peer);
+  }
+}
+
+// The first link frame of a body case from `peer` at or after `from`.
+inline std::optional<Timed<LinkFrame>> AwaitLink(Harness& h, int peer, size_t from,
+                                                 LinkFrame::BodyCase body, Ms timeout = kWait) {
+  auto f = AwaitPeer(
+      h, peer, from,
+      [body](const wire::v1::Frame& m) { return m.has_link() && m.link().body_case() == body; },
+      timeout);
+  if (!f) return std::nullopt;
+  return Timed<LinkFrame>{f->msg.link(), f->at_ns};
+}
+
+// The first physics request at or after index `from` of the log satisfying `pred`.
+template <typename Pred>
+std::optional<Timed<NodeToWorld>> AwaitPhysics(Harness& h, size_t from, Pred pred,
+                                               Ms timeout = kWait) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto& log = h.physics_log();
+    for (size_t i = from; i < log.size(); ++i)
+      if (pred(log[i].msg)) return log[i];
+    from = log.size();
+    const auto left = std::chrono::duration_cast<Ms>(end - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    h.NextPhysics(std::min(left, Ms(50)));
+  }
+}
+
+inline std::optional<Timed<Generate>> AwaitGenerate(Harness& h, size_t from,
+                                                    const std::string& link, Ms timeout = kWait) {
+  auto m = AwaitPhysics(
+      h, from,
+      [&](const NodeToWorld& n) { return n.has_generate() && n.generate().link() == link; },
+      timeout);
+  if (!m) return std::nullopt;
+  return Timed<Generate>{m->msg.generate(), m->at_ns};
+}
+
+// The first physics request at or after index *cursor of the log that
+// satisfies `pred`, waiting up to `timeout`; *cursor moves past it, so that
+// successive calls walk the log in order.
+template <typename Pred>
+std::optional<Timed<NodeToWorld>> NextPhysicsMatching(Harness& h, size_t* cursor, Pred pred,
+                                                      Ms timeout = kWait) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto& log = h.physics_log();
+    for (size_t i = *cursor; i < log.size(); ++i) {
+      if (pred(log[i].msg)) {
+        *cursor = i + 1;
+        return log[i];
+      }
+    }
+    const auto left = std::chrono::duration_cast<Ms>(end - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    h.NextPhysics(std::min(left, Ms(50)));
+  }
+}
+
+// The next Generate on `link` from *cursor on (see NextPhysicsMatching).
+inline std::optional<Timed<Generate>> NextGenerateOn(Harness& h, size_t* cursor,
+                                                     const std::string& link, Ms timeout = kWait) {
+  auto m = NextPhysicsMatching(
+      h, cursor,
+      [&](const NodeToWorld& n) { return n.has_generate() && n.generate().link() == link; },
+      timeout);
+  if (!m) return std::nullopt;
+  return Timed<Generate>{m->msg.generate(), m->at_ns};
+}
+
+// The records of a trace stamped before `end_ns`: what the node did during
+// the test, without what a node may trace while the run ends (frames it could
+// not send any more once its neighbours hung up, for instance).
+inline Trace Until(const Trace& trace, uint64_t end_ns) {
+  Trace out;
+  for (const auto& r : trace)
+    if (r.time_ns() < end_ns) out.push_back(r);
   return out;
 }
 

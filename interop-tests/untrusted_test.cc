@@ -67,9 +67,10 @@ TEST(Link, LINK_36_BadPeerFramesAtTheMasterAreDropped) {
 // LINK-36, at the peer: "[...] a QueueAddRequest at the peer [...]
 // (UNEXPECTED_FRAME); is a QueueAdd whose queue id [...] was used before
 // (UNEXPECTED_FRAME); is a QueueAdd with an origin that is not an end, a
-// malformed CREATE, zero pairs, alpha or estimated fidelity not a number in
-// [0, 1] (MALFORMED_FRAME, answered per LINK-40); is a QueueReject for an item
-// or request that does not await one (UNEXPECTED_FRAME)."
+// malformed CREATE, alpha or estimated fidelity not a number in [0, 1]
+// (MALFORMED_FRAME, answered per LINK-40); is a QueueReject for an item or
+// request that does not await one (UNEXPECTED_FRAME)." (Zero pairs is no
+// longer malformed: a standing request, LINK-45.)
 TEST(Link, LINK_36_BadPeerFramesAtThePeerAreDropped) {
   HarnessOptions o = Options(model::LinkParams{});
   o.iut_is_master = false;
@@ -96,7 +97,10 @@ TEST(Link, LINK_36_BadPeerFramesAtThePeerAreDropped) {
   Create untyped = MakeCreate("iut", 1);
   untyped.set_type(link::v1::REQUEST_TYPE_UNSPECIFIED);
   send_bad({.queue_id = 3, .create = untyped, .eligible_ns = eligible}, "malformed CREATE");
-  send_bad({.queue_id = 4, .create = MakeCreate("iut", 0), .eligible_ns = eligible}, "zero pairs");
+  Create nan_fidelity = MakeCreate("iut", 1);
+  nan_fidelity.set_min_fidelity(std::nan(""));
+  send_bad({.queue_id = 4, .create = nan_fidelity, .eligible_ns = eligible},
+           "malformed CREATE: min_fidelity NaN");
   send_bad({.queue_id = 5,
             .create = MakeCreate("iut", 1),
             .eligible_ns = eligible,
