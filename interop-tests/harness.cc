@@ -19,7 +19,6 @@
 #include <random>
 #include <sstream>
 
-#include "google/protobuf/descriptor.h"
 #include "google/protobuf/util/json_util.h"
 
 #ifndef QNET_DEFAULT_IUT
@@ -286,45 +285,58 @@ std::string Harness::Start() {
     peer_listen_fd_[i] = ListenTcp(&peer_port[i]);
     if (peer_listen_fd_[i] < 0) return "cannot listen on loopback";
   }
-  const int iut_port = FreeTcpPort();
   const char* iut_env = std::getenv("QNET_IUT");
   const std::string iut = iut_env != nullptr && *iut_env != 0 ? iut_env : QNET_DEFAULT_IUT;
-  std::vector<std::string> args = {iut,
-                                   "--topology",
-                                   topo,
-                                   "--node",
-                                   "iut",
-                                   "--qworld",
-                                   "unix:" + physics_path,
-                                   "--listen",
-                                   "127.0.0.1:" + std::to_string(iut_port),
-                                   "--peer",
-                                   "peer=127.0.0.1:" + std::to_string(peer_port[0]),
-                                   "--out",
-                                   dir_};
-  if (options_.second_peer) {
-    args.push_back("--peer");
-    args.push_back("peer2=127.0.0.1:" + std::to_string(peer_port[1]));
+  // The node's listening port is picked here and bound by the node; another
+  // process may take it in between (tests run in parallel). A node that could
+  // not listen exits at once: it is then started again on another port.
+  int iut_port = 0;
+  int fd = -1;
+  for (int attempt = 1;; ++attempt) {
+    iut_port = FreeTcpPort();
+    std::vector<std::string> args = {iut,
+                                     "--topology",
+                                     topo,
+                                     "--node",
+                                     "iut",
+                                     "--qworld",
+                                     "unix:" + physics_path,
+                                     "--listen",
+                                     "127.0.0.1:" + std::to_string(iut_port),
+                                     "--peer",
+                                     "peer=127.0.0.1:" + std::to_string(peer_port[0]),
+                                     "--out",
+                                     dir_};
+    if (options_.second_peer) {
+      args.push_back("--peer");
+      args.push_back("peer2=127.0.0.1:" + std::to_string(peer_port[1]));
+    }
+    if (options_.app_socket) {
+      args.push_back("--app_socket");
+      args.push_back(app_socket_path());
+    }
+    exit_status_ = -1;
+    pid_ = fork();
+    if (pid_ == 0) {
+      const std::string log = dir_ + "/iut.log";
+      int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(log_fd, 1);
+      dup2(log_fd, 2);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    // Physics session: Hello -> HelloAck (PHYS-S1).
+    const auto end = std::chrono::steady_clock::now() + Ms(10000);
+    while (fd < 0 && NodeAlive() && std::chrono::steady_clock::now() < end)
+      fd = AcceptWithin(physics_listen_fd_, Ms(100));
+    if (fd >= 0) break;
+    const bool port_taken = NodeLog().find("Address already in use") != std::string::npos;
+    if (!NodeAlive() && port_taken && attempt < 5) continue;
+    return "the node did not connect to the physics socket; log: " + NodeLog();
   }
-  if (options_.app_socket) {
-    args.push_back("--app_socket");
-    args.push_back(app_socket_path());
-  }
-  pid_ = fork();
-  if (pid_ == 0) {
-    const std::string log = dir_ + "/iut.log";
-    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    std::vector<char*> argv;
-    for (auto& s : args) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  // Physics session: Hello -> HelloAck (PHYS-S1).
-  int fd = AcceptWithin(physics_listen_fd_, Ms(10000));
-  if (fd < 0) return "the node did not connect to the physics socket; log: " + NodeLog();
   physics_.Open(fd);
   auto hello = NextPhysics(Ms(5000));
   if (!hello || !hello->msg.has_hello()) return "the node's first physics frame was not Hello";
@@ -555,14 +567,10 @@ void Harness::StartHellos(int peer, Ms interval) {
   f.set_from_node(PeerName(peer));
   network::v1::NetHello* hello = f.mutable_network()->mutable_hello();
   hello->set_link(LinkName(peer));
-  // A NetHello that says whether its sender hears the other end (`heard`,
-  // NET-R-1 where network.proto has the field): the neighbour played here
-  // hears the node, which sends its hellos all along. Set by name so that the
-  // harness builds with either version of the proto.
-  if (const auto* heard = hello->GetDescriptor()->FindFieldByName("heard");
-      heard != nullptr && heard->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_BOOL) {
-    hello->GetReflection()->SetBool(hello, heard, true);
-  }
+  // NET-R-1: `heard` says the sender hears the other end; the neighbour played
+  // here does, the node sending its hellos all along (NET-R-5 brings a down
+  // link up only on a hello that says so).
+  hello->set_heard(true);
   const std::string bytes = EncodeFrame(f);
   Channel* channel = &peer_[peer];
   p->thread = std::thread([p, channel, bytes, interval] {

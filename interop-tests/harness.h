@@ -187,9 +187,9 @@ class Harness {
   // The next NetworkFrame with this body, skipping (but logging) other frames.
   std::optional<Timed<network::v1::NetworkFrame>> ExpectNet(
       network::v1::NetworkFrame::BodyCase body, Ms timeout, int peer = 0);
-  // A background thread sends NetHello{link} as `peer` every `interval` (the
-  // neighbour's keepalive) until StopHellos; the link is "L" for peer 0 and
-  // "L2" for peer 1.
+  // A background thread sends NetHello{link, heard: true} as `peer` every
+  // `interval` (the neighbour's keepalive; it hears the node) until
+  // StopHellos; the link is "L" for peer 0 and "L2" for peer 1.
   void StartHellos(int peer, Ms interval = Ms(20));
   void StopHellos(int peer);
   static const char* LinkName(int peer) { return peer == 0 ? "L" : "L2"; }

@@ -24,9 +24,6 @@ using network::v1::NetworkFrame;
 // network/network_layer.h kFirstNetworkLabel: link purpose ids at or above it
 // are circuit labels.
 inline constexpr uint32_t kFirstLabel = 0x40000000u;
-// The default hello interval (20 ms) and dead interval (4 hellos).
-inline constexpr Ms kHello(20);
-inline constexpr Ms kDead(80);
 
 inline network::v1::CircuitKey Key(const std::string& head, uint64_t number) {
   network::v1::CircuitKey k;

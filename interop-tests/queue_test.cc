@@ -412,7 +412,7 @@ TEST(Link, LINK_40_PeerRefusesBadQueueAdds) {
 // the end held before and no longer holds is ignored."
 TEST(Link, LINK_23_RejectedItemLeavesTheQueue) {
   model::LinkParams link;
-  link.classical_delay_us = 20000;
+  link.classical_delay_us = 100000;  // the first refusal arrives well before eligibility
   std::vector<Request> requests = {Request{.pairs = 5, .basis = "z"},
                                    Request{.pairs = 5, .basis = "z", .start_s = 0.3}};
   Harness h(Options(link, requests));
