@@ -19,7 +19,7 @@ configure: deps
 build: configure
 	cmake --build $(BUILD) -j$(JOBS)
 
-# QKD across a three-node chain (about 1.5 minutes); `make demo SERVE=1` keeps
+# QKD across a three-node chain (40 seconds); `make demo SERVE=1` keeps
 # the key managers serving after the report until Ctrl-C.
 demo: build
 	$(BUILD)/emulator/qnet/qnet run emulator/topologies/qkd-demo.xml $(if $(SERVE),--serve-keys)
