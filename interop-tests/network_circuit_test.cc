@@ -340,10 +340,11 @@ TEST(Net, NET_C_20_MeasureCircuitAsksTheTailToMeasure) {
 // NET-C-22 "Each side MUST hold its link pairs in the order the link
 // delivered them"; NET-C-27 "An intermediate holding a pair on each side of a
 // circuit MUST BellMeasure the oldest of each at once (request ids odd)";
-// NET-C-28 "On the BellMeasureResult it MUST give both slots back with
-// MemoryPool::Return (the measurement emptied them; the link ends hear it,
-// LINK-46, and generate again)". Depth 2: each link end asks for 2 pairs
-// (LINK-49); with both L2 pairs held, the L2 end sends nothing (LINK-46) until
+// NET-C-28 "When it sends the BellMeasure it MUST give both slots back with
+// MemoryPool::Return: the measurement empties them at once (PHYS-M7) [...], so
+// the link ends (which hear it, LINK-46) generate again without waiting for the
+// outcome": after the first BellMeasure, before its result, L2 generates again. Depth 2: each link
+// end asks for 2 pairs (LINK-49); with both L2 pairs held, the L2 end sends nothing (LINK-46) until
 // a swap returns a slot; the L pairs, heralded one at a time, are each
 // swapped at once with the oldest L2 pair; no Free of a swapped slot.
 TEST(Net, NET_C_27_IntermediateSwapsTheOldestPairsAtOnce) {
@@ -394,12 +395,14 @@ TEST(Net, NET_C_27_IntermediateSwapsTheOldestPairsAtOnce) {
     EXPECT_TRUE(ids.insert(b.request_id()).second) << "request id reused";
     swapped.insert(b.slot_a());
     swapped.insert(b.slot_b());
+    if (j == 0) {
+      auto again = NextGenerateOn(h, &cur_d, "L2");
+      ASSERT_TRUE(again) << "L2 waits for the swap's outcome to generate again";
+      EXPECT_FALSE(SlotsOf(again->msg).empty()) << again->msg.DebugString();
+    }
     ASSERT_TRUE(SendBellMeasureResult(h, b.request_id(), outcome[j]));
   }
-  // NET-C-28: the slots come back; both link ends generate again.
-  auto gd2 = NextGenerateOn(h, &cur_d, "L2");
-  ASSERT_TRUE(gd2) << "L2 did not generate again after the swaps";
-  EXPECT_FALSE(SlotsOf(gd2->msg).empty()) << gd2->msg.DebugString();
+  // NET-C-28: L generates again too.
   auto gu2 = NextGenerateOn(h, &cur_u, "L");
   ASSERT_TRUE(gu2) << "L did not generate again after the swaps";
   Watch(h, Ms(100));
