@@ -2,6 +2,7 @@
 """qnet's Mininet driver: runs one emulated network described by a plan.
 
 Usage: /usr/bin/python3 qnet_mininet.py OUT/plan.json
+       /usr/bin/python3 qnet_mininet.py --probe TAG
 
 `qnet run --backend mininet` writes the plan (emulator/qnet/mininet_backend.h
 documents its fields) and runs this script as root. The driver
@@ -11,6 +12,12 @@ documents its fields) and runs this script as root. The driver
     topology link (there is no Open vSwitch kernel module here, and no netem:
     qnode holds frames for the link's classical delay itself);
   * gives each link end its address on the link's /30 subnet;
+  * does both within the plan's start-up deadline (startup_timeout_s): a
+    SIGALRM interrupts whatever Mininet is blocked on (typically reading the
+    prompt of a host shell that never comes, on a machine that cannot run
+    Mininet hosts); the driver then tears down what exists, prints one line
+    naming what it was waiting for (also into the plan's
+    startup_failure_file) and exits with status 3;
   * starts qworld in the root namespace (its Unix socket lives in the file
     system, which network namespaces do not isolate) and one qnode per host;
   * prints progress about once a second (emulated time, pairs per link, read
@@ -26,8 +33,19 @@ documents its fields) and runs this script as root. The driver
     patterns (every "mininet:" shell, every controller), which would reach other
     runs on the same machine.
 
-Exit status: 0 when every process exited with status 0; 1 on failure (reason
-on stderr, naming the process and its log); 128 + signal when interrupted.
+With --probe TAG the driver only checks that this machine can run a Mininet
+host: it builds a network of one host named TAG + "n1" (TAG: 1 to 8 lower-case
+letters and digits, unique among concurrent users, e.g. "p" and the caller's
+pid), checks that the host's shell runs `true` in a network namespace of its
+own, and tears it down, all within PROBE_TIMEOUT_S (a start-up deadline with
+a one-line reason like a run's). `qnet run --backend mininet` and
+the tests of the mininet label run it before anything else
+(CheckMininetPrerequisites in emulator/qnet/mininet_backend.h).
+
+Exit status: 0 when every process exited with status 0 (--probe: the host
+ran); 1 on failure (reason on stderr, naming the process and its log); 2 on a
+usage error; 3 when Mininet could not start the network (or the probe's host)
+within the start-up deadline (STARTUP_FAILED); 128 + signal when interrupted.
 """
 
 import ctypes
@@ -41,6 +59,17 @@ import time
 PR_SET_PDEATHSIG = 1
 SOCKET_WAIT_S = 10.0
 STOP_GRACE_S = 2.0
+# Building the network: 20 s plus 0.5 s per node and 0.25 s per link unless
+# the plan says otherwise (mininet_backend.cc writes the same default).
+STARTUP_BASE_S = 20.0
+STARTUP_PER_NODE_S = 0.5
+STARTUP_PER_LINK_S = 0.25
+PROBE_TIMEOUT_S = 10.0
+# Bound on net.stop(), so that teardown itself cannot hang on a shell that
+# does not answer (the shells are then killed instead).
+TEARDOWN_S = 20.0
+STARTUP_FAILED = 3
+CANNOT_RUN = "this machine cannot run Mininet hosts (use --backend local)"
 
 
 class Interrupted(Exception):
@@ -51,6 +80,75 @@ class Interrupted(Exception):
 
 class RunFailed(Exception):
     pass
+
+
+class StartupTimeout(Exception):
+    """SIGALRM: building the network took longer than its deadline."""
+
+
+class TeardownTimeout(Exception):
+    """SIGALRM: net.stop() took longer than TEARDOWN_S."""
+
+
+class Startup:
+    """The start-up deadline of building the network and what the driver is
+    waiting for at each moment (`stage`, named in the failure line). The
+    deadline is a SIGALRM, so that it also interrupts a blocking read inside
+    Mininet (a host shell that never prints its prompt). Every host object ever
+    constructed is kept in `nodes`, also one whose constructor was interrupted
+    (Mininet adds a host to the network only once its shell answered), so that
+    teardown can kill its shell."""
+
+    def __init__(self, seconds, what):
+        self.seconds = seconds
+        self.what = what  # "the network", "a host"
+        self.stage = "Mininet's set-up"
+        self.nodes = []
+        self.done = False
+
+    def arm(self):
+        signal.signal(signal.SIGALRM, self._expired)
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+    def _expired(self, _signum, _frame):
+        raise StartupTimeout()
+
+    def finish(self):
+        """Start-up is over (or abandoned): no alarm after this returns."""
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_IGN)
+
+    def reason(self):
+        return "Mininet could not start %s within %g s: it was waiting for %s; %s" % (
+            self.what, self.seconds, self.stage, CANNOT_RUN)
+
+
+def host_class(startup):
+    """Mininet's Host, recording itself in `startup` and naming its stages."""
+    from mininet.node import Host
+
+    class TrackedHost(Host):
+        def __init__(self, name, **params):
+            startup.nodes.append(self)
+            startup.stage = "the shell of host %s (mnexec in a new network namespace)" % name
+            super().__init__(name, **params)
+
+        def configDefault(self, **params):
+            startup.stage = "the default configuration of host %s (net.build(), through its shell)" % self.name
+            return super().configDefault(**params)
+
+    return TrackedHost
+
+
+def startup_timeout(plan):
+    try:
+        seconds = float(plan.get("startup_timeout_s", 0))
+    except (TypeError, ValueError):
+        seconds = 0
+    if seconds > 0:
+        return seconds
+    return (STARTUP_BASE_S + STARTUP_PER_NODE_S * len(plan.get("nodes", []))
+            + STARTUP_PER_LINK_S * len(plan.get("links", [])))
 
 
 def log(message):
@@ -148,28 +246,43 @@ class Progress:
             self.pending_newline = False
 
 
-def build_network(plan):
+def new_network(startup):
     from mininet.link import Link
     from mininet.net import Mininet
 
-    net = Mininet(topo=None, controller=None, link=Link, build=False, autoSetMacs=False)
+    startup.stage = "Mininet's set-up (Mininet.init: root check, system limits)"
+    return Mininet(topo=None, controller=None, host=host_class(startup), link=Link, build=False,
+                   autoSetMacs=False)
+
+
+def build_network(plan, startup, holder):
+    """Adds hosts and links; `holder` gets the network at once, so that
+    teardown finds it even when the deadline interrupts this function."""
+    net = holder["net"] = new_network(startup)
     hosts = {}
     for node in plan["nodes"]:
         hosts[node["name"]] = net.addHost(node["host"], ip=None)
     for link in plan["links"]:
+        startup.stage = "the veth link %s (%s <-> %s, `ip link add` in the shell of host %s)" % (
+            link["name"], link["a_intf"], link["b_intf"], hosts[link["a"]].name)
         net.addLink(hosts[link["a"]], hosts[link["b"]], intfName1=link["a_intf"], intfName2=link["b_intf"])
+    startup.stage = "Mininet's net.build()"
+    net.build()
     return net, hosts
 
 
-def configure_network(plan, hosts):
+def configure_network(plan, hosts, startup):
     for link in plan["links"]:
         prefix = link["subnet"].split("/")[1]
         for side in ("a", "b"):
             host = hosts[link[side]]
             intf = link[side + "_intf"]
+            startup.stage = "the addresses of host %s on link %s (%s %s/%s, through its shell)" % (
+                host.name, link["name"], intf, link[side + "_ip"], prefix)
             host.setIP(link[side + "_ip"], prefixLen=int(prefix), intf=intf)
             host.cmd("ip link set dev %s up" % intf)
     for host in hosts.values():
+        startup.stage = "the loopback interface of host %s (through its shell)" % host.name
         host.cmd("ip link set dev lo up")
 
 
@@ -326,6 +439,73 @@ def clean_leftovers(tag):
     log("host shells still running after teardown: %s" % leftover_shells(tag))
 
 
+def kill_shells(nodes):
+    """Kills host shells without talking to them (they may never answer):
+    the shell's session (mnexec -d made it a session leader), then the shell
+    itself, and reaps it. A host's namespace, and the veth ends in it, go with
+    its last process."""
+    for node in nodes:
+        shell = getattr(node, "shell", None)
+        if shell is None:
+            continue
+        try:
+            os.killpg(shell.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            shell.kill()
+        except OSError:
+            pass
+    for node in nodes:
+        shell = getattr(node, "shell", None)
+        if shell is None:
+            continue
+        try:
+            shell.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            log("the shell of host %s (pid %d) did not die" % (node.name, shell.pid))
+        node.shell = None
+
+
+def expire_teardown(_signum, _frame):
+    raise TeardownTimeout()
+
+
+def stop_network(net, startup):
+    """net.stop() once the network is built; before that (start-up failed or
+    was interrupted, and shells may be mid-command or silent) the host shells
+    are killed instead. net.stop() is bounded by TEARDOWN_S; past that the
+    shells are killed too. clean_leftovers() follows in either case."""
+    if net is None and not startup.nodes:
+        return
+    if net is not None and startup.done:
+        signal.signal(signal.SIGALRM, expire_teardown)
+        signal.setitimer(signal.ITIMER_REAL, TEARDOWN_S)
+        try:
+            net.stop()
+            return
+        except TeardownTimeout:
+            log("net.stop() did not finish within %g s; killing the host shells" % TEARDOWN_S)
+        except Exception as e:
+            log("net.stop() failed: %s" % e)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    kill_shells(startup.nodes)
+
+
+def report_startup_failure(plan, startup):
+    reason = startup.reason()
+    log(reason)
+    path = plan.get("startup_failure_file")
+    if path:
+        try:
+            with open(path, "w") as f:
+                f.write(reason + "\n")
+        except OSError as e:
+            log("cannot write %s: %s" % (path, e))
+
+
 def print_key_fetch(plan, hosts, heading):
     """The KMEs' curl commands, run inside the node's host (its namespace)."""
     fetch = plan.get("qkd_fetch", [])
@@ -352,12 +532,15 @@ def serve_keys(apps):
 def run(plan):
     processes = []
     apps = []
-    net = None
+    holder = {"net": None}
     progress = Progress(plan)
+    startup = Startup(startup_timeout(plan), "the network")
     try:
-        net, hosts = build_network(plan)
-        net.build()
-        configure_network(plan, hosts)
+        startup.arm()
+        net, hosts = build_network(plan, startup, holder)
+        configure_network(plan, hosts, startup)
+        startup.finish()
+        startup.done = True
         try:
             os.unlink(plan["socket_path"])
         except FileNotFoundError:
@@ -389,6 +572,10 @@ def run(plan):
                             "Ctrl-C to stop. Fetch keys with")
             serve_keys(apps)
         return 0
+    except StartupTimeout:
+        startup.finish()
+        report_startup_failure(plan, startup)
+        return STARTUP_FAILED
     except Interrupted as e:
         progress.finish()
         log("interrupted by %s; tearing the network down" % e)
@@ -402,16 +589,13 @@ def run(plan):
         log("the Mininet run failed: %s: %s" % (type(e).__name__, e))
         return 1
     finally:
+        startup.finish()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop_processes(apps)
         write_app_failures(plan, apps)
         stop_processes(processes)
-        if net is not None:
-            try:
-                net.stop()
-            except Exception as e:
-                log("net.stop() failed: %s" % e)
+        stop_network(holder["net"], startup)
         clean_leftovers(plan["tag"])
         try:
             os.unlink(plan["socket_path"])
@@ -419,15 +603,67 @@ def run(plan):
             pass
 
 
-def main(argv):
-    if len(argv) != 2:
-        sys.stderr.write("usage: %s PLAN.json (written by `qnet run --backend mininet`)\n" % argv[0])
-        return 2
+def probe(tag):
+    """--probe TAG: can this machine run a Mininet host? See the module doc."""
+    holder = {"net": None}
+    startup = Startup(PROBE_TIMEOUT_S, "a host")
+    name = tag + "n1"
     try:
-        with open(argv[1]) as f:
-            plan = json.load(f)
-    except (OSError, ValueError) as e:
-        log("cannot read the plan %s: %s" % (argv[1], e))
+        startup.arm()
+        net = holder["net"] = new_network(startup)
+        host = net.addHost(name, ip=None)
+        startup.stage = "the shell of host %s to run `true`" % name
+        status = host.cmd("true; echo qnet-probe-status=$?")
+        if "qnet-probe-status=0" not in status:
+            raise RunFailed("the shell of host %s did not run `true` (it answered %r)" % (name, status.strip()))
+        startup.stage = "the network namespace of host %s" % name
+        if os.readlink("/proc/%d/ns/net" % host.pid) == os.readlink("/proc/self/ns/net"):
+            raise RunFailed("host %s runs in the root network namespace" % name)
+        startup.finish()
+        startup.done = True
+        return 0
+    except StartupTimeout:
+        startup.finish()
+        log(startup.reason())
+        return STARTUP_FAILED
+    except Interrupted as e:
+        log("interrupted by %s; tearing the probe's host down" % e)
+        return 128 + e.signum
+    except RunFailed as e:
+        log("the Mininet probe failed: %s; %s" % (e, CANNOT_RUN))
+        return 1
+    except Exception as e:  # Mininet raises plain Exceptions
+        log("the Mininet probe failed: %s: %s; %s" % (type(e).__name__, e, CANNOT_RUN))
+        return 1
+    finally:
+        startup.finish()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop_network(holder["net"], startup)
+        clean_leftovers(tag)
+
+
+def valid_tag(tag):
+    return 1 <= len(tag) <= 8 and all(c in "abcdefghijklmnopqrstuvwxyz0123456789" for c in tag)
+
+
+def main(argv):
+    usage = ("usage: %s PLAN.json (written by `qnet run --backend mininet`)\n"
+             "       %s --probe TAG (TAG: 1 to 8 lower-case letters and digits)\n" % (argv[0], argv[0]))
+    if len(argv) == 3 and argv[1] == "--probe":
+        if not valid_tag(argv[2]):
+            sys.stderr.write(usage)
+            return 2
+        plan = None
+    elif len(argv) == 2 and not argv[1].startswith("-"):
+        try:
+            with open(argv[1]) as f:
+                plan = json.load(f)
+        except (OSError, ValueError) as e:
+            log("cannot read the plan %s: %s" % (argv[1], e))
+            return 2
+    else:
+        sys.stderr.write(usage)
         return 2
     if os.geteuid() != 0:
         log("Mininet needs root")
@@ -441,9 +677,11 @@ def main(argv):
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        return run(plan)
-    except Interrupted as e:  # arrived before run() set up its own handling
+        return run(plan) if plan is not None else probe(argv[2])
+    except Interrupted as e:  # arrived before run() or probe() set up their own handling
         return 128 + e.signum
+    except StartupTimeout:  # the deadline passed while a failure was being reported
+        return STARTUP_FAILED
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #include "emulator/qnet/child_group.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -173,8 +174,11 @@ WaitResult ChildGroup::Wait(absl::Time deadline, const std::function<void()>& ti
       tick();
       next_tick = now + tick_every;
     }
-    Nap(std::min(
-        {absl::Milliseconds(50), deadline - now, next_tick - now + absl::Milliseconds(1)}));
+    // Without a tick, next_tick is never moved on: it must not shorten the
+    // nap (past it, the nap would be negative and Wait() would spin).
+    const absl::Duration until_tick =
+        tick ? next_tick - now + absl::Milliseconds(1) : absl::Milliseconds(50);
+    Nap(std::min({absl::Milliseconds(50), deadline - now, until_tick}));
   }
 }
 
@@ -242,40 +246,100 @@ void ChildGroup::InstallInterruptHandlers() {
 int ChildGroup::PendingInterrupt() { return g_interrupt; }
 void ChildGroup::ClearInterrupt() { g_interrupt = 0; }
 
-int RunQuietly(const std::vector<std::string>& argv, absl::Duration timeout) {
-  if (argv.empty()) return -1;
+namespace {
+
+// Runs argv with stdin /dev/null and stdout and stderr on `out_fd`; waits up
+// to `timeout`, then SIGTERM, `grace`, SIGKILL (no grace: SIGKILL at once).
+// Returns the wait status, or nullopt if it could not be started.
+std::optional<int> RunToCompletion(const std::vector<std::string>& argv, int out_fd,
+                                   absl::Duration timeout, absl::Duration grace, int death_signal,
+                                   bool* timed_out) {
+  *timed_out = false;
+  if (argv.empty()) return std::nullopt;
   std::vector<char*> cargv = CArgv(argv);
-  const int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (null_fd < 0) return -1;
+  const int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null_fd < 0) return std::nullopt;
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    prctl(PR_SET_PDEATHSIG, death_signal);
     if (getppid() != parent) _exit(127);
     ResetSignalsInChild();
     dup2(null_fd, STDIN_FILENO);
-    dup2(null_fd, STDOUT_FILENO);
-    dup2(null_fd, STDERR_FILENO);
+    dup2(out_fd, STDOUT_FILENO);
+    dup2(out_fd, STDERR_FILENO);
     execvp(cargv[0], cargv.data());
     _exit(127);
   }
   close(null_fd);
-  if (pid < 0) return -1;
-  const absl::Time give_up = absl::Now() + timeout;
+  if (pid < 0) return std::nullopt;
+  absl::Time give_up = absl::Now() + timeout;
+  bool terminated = false;
   int status = 0;
   while (true) {
     const pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) break;
-    if (r < 0 && errno != EINTR) return -1;
+    if (r == pid) return status;
+    if (r < 0 && errno != EINTR) return std::nullopt;
     if (absl::Now() >= give_up) {
+      *timed_out = true;
+      if (!terminated && grace > absl::ZeroDuration()) {
+        kill(pid, SIGTERM);
+        terminated = true;
+        give_up = absl::Now() + grace;
+        continue;
+      }
       kill(pid, SIGKILL);
       while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
       }
-      return -1;
+      return status;
     }
     Nap(absl::Milliseconds(10));
   }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+int RunQuietly(const std::vector<std::string>& argv, absl::Duration timeout) {
+  const int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (null_fd < 0) return -1;
+  bool timed_out = false;
+  const std::optional<int> status =
+      RunToCompletion(argv, null_fd, timeout, absl::ZeroDuration(), SIGKILL, &timed_out);
+  close(null_fd);
+  if (!status || timed_out) return -1;
+  return WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
+}
+
+CapturedRun RunCapturing(const std::vector<std::string>& argv, absl::Duration timeout,
+                         absl::Duration grace, int death_signal) {
+  CapturedRun run;
+  const int fd = memfd_create("qnet-captured-output", MFD_CLOEXEC);
+  if (fd < 0) {
+    run.output = absl::StrCat("cannot create a file for the output: ", strerror(errno));
+    return run;
+  }
+  const std::optional<int> status =
+      RunToCompletion(argv, fd, timeout, grace, death_signal, &run.timed_out);
+  if (!status) {
+    close(fd);
+    run.output = absl::StrCat("cannot run ", argv.empty() ? "" : argv[0]);
+    return run;
+  }
+  if (WIFEXITED(*status)) run.exit_code = WEXITSTATUS(*status);
+  if (WIFSIGNALED(*status)) run.signal = WTERMSIG(*status);
+  constexpr off_t kKeep = 64 * 1024;
+  const off_t size = lseek(fd, 0, SEEK_END);
+  off_t at = size > kKeep ? size - kKeep : 0;
+  char buf[8192];
+  while (at < size) {
+    const ssize_t n = pread(fd, buf, sizeof buf, at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    run.output.append(buf, static_cast<size_t>(n));
+    at += n;
+  }
+  close(fd);
+  return run;
 }
 
 std::string TailOfFile(const std::string& path, int max_lines) {

@@ -118,6 +118,21 @@ class ChildGroup {
 // or was killed after `timeout`.
 int RunQuietly(const std::vector<std::string>& argv, absl::Duration timeout = absl::Seconds(20));
 
+// What RunCapturing saw.
+struct CapturedRun {
+  int exit_code = -1;      // the exit status; -1 if it could not run or was killed
+  int signal = 0;          // the signal that ended it, if one did
+  bool timed_out = false;  // it was still running after the timeout
+  std::string output;      // stdout and stderr interleaved (the last 64 KiB)
+};
+
+// Runs a program to completion (PATH search, stdin /dev/null) with its stdout
+// and stderr captured in an anonymous temporary file (for the Mininet probe).
+// After `timeout` it gets SIGTERM, after `grace` more SIGKILL; if the calling
+// process dies first, the program gets `death_signal`.
+CapturedRun RunCapturing(const std::vector<std::string>& argv, absl::Duration timeout,
+                         absl::Duration grace = absl::Seconds(5), int death_signal = SIGKILL);
+
 // The last `max_lines` lines of a text file (for failure reports).
 std::string TailOfFile(const std::string& path, int max_lines);
 

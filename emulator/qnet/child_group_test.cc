@@ -3,6 +3,7 @@
 // leave a process behind").
 #include "emulator/qnet/child_group.h"
 
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -178,6 +179,54 @@ TEST(ChildGroupTest, RunQuietlyReturnsTheExitStatus) {
   const absl::Time start = absl::Now();
   EXPECT_EQ(RunQuietly({"sleep", "30"}, absl::Milliseconds(200)), -1);
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+}
+
+// Waiting without a tick (the Mininet backend's driver, --serve-keys) naps
+// instead of spinning once a second has passed.
+TEST(ChildGroupTest, WaitWithoutATickDoesNotSpin) {
+  ChildGroup group;
+  ASSERT_TRUE(group.Spawn(ChildSpec{"sleeper", {"/bin/sleep", "2.5"}, ""}).ok());
+  rusage before{}, after{};
+  getrusage(RUSAGE_SELF, &before);
+  const WaitResult r = group.Wait(absl::Now() + absl::Seconds(30));
+  getrusage(RUSAGE_SELF, &after);
+  EXPECT_EQ(r.end, WaitEnd::kAllExited);
+  const absl::Duration cpu =
+      absl::DurationFromTimeval(after.ru_utime) - absl::DurationFromTimeval(before.ru_utime) +
+      absl::DurationFromTimeval(after.ru_stime) - absl::DurationFromTimeval(before.ru_stime);
+  EXPECT_LT(cpu, absl::Milliseconds(300)) << "Wait() used " << cpu << " of CPU in 2.5 s";
+}
+
+// The Mininet probe's runner: output of both streams, the exit status, and a
+// program past its timeout gets SIGTERM (its chance to clean up), then SIGKILL.
+TEST(ChildGroupTest, RunCapturingKeepsTheOutputAndStopsALateProgram) {
+  CapturedRun r = RunCapturing({"sh", "-c", "echo out; echo err >&2; exit 3"}, absl::Seconds(10));
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.output, "out\nerr\n");
+
+  r = RunCapturing({"/nonexistent/program"}, absl::Seconds(10));
+  EXPECT_NE(r.exit_code, 0);
+
+  // SIGTERM is trapped and answered: the program ends in the grace period.
+  absl::Time start = absl::Now();
+  r = RunCapturing(
+      {"sh", "-c",
+       "trap 'echo cleaned up; exit 7' TERM; echo started; while :; do sleep 0.05; done"},
+      absl::Milliseconds(300), absl::Seconds(10));
+  EXPECT_TRUE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 7);
+  EXPECT_EQ(r.output, "started\ncleaned up\n");
+  EXPECT_LT(absl::Now() - start, absl::Seconds(8));
+
+  // SIGTERM ignored: SIGKILL after the grace period.
+  start = absl::Now();
+  r = RunCapturing({"sh", "-c", "trap '' TERM; exec sleep 30"}, absl::Milliseconds(200),
+                   absl::Milliseconds(300));
+  EXPECT_TRUE(r.timed_out);
+  EXPECT_EQ(r.exit_code, -1);
+  EXPECT_EQ(r.signal, SIGKILL);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(8));
 }
 
 }  // namespace

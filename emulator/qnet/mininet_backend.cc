@@ -10,7 +10,11 @@
 #include <fstream>
 #include <map>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "emulator/qnet/child_group.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -62,10 +66,68 @@ std::string LinkSubnetPrefix(size_t link_index) {
   return absl::StrCat("10.", n / 256, ".", n % 256, ".");
 }
 
+// "q"/"p" + the pid in base 36, always five digits (pid_max is at most 2^22).
+std::string PidTag(char letter) {
+  static constexpr char kDigits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+  std::string tag(6, '0');
+  tag[0] = letter;
+  unsigned long v = static_cast<unsigned long>(getpid());
+  for (int i = 5; i >= 1; --i, v /= 36) tag[i] = kDigits[v % 36];
+  return tag;
+}
+
+constexpr char kDriverPrefix[] = "qnet_mininet: ";
+// The driver ends its start-up and probe failure lines with this; the
+// launcher's own hint replaces it.
+constexpr char kDriverHint[] = "; this machine cannot run Mininet hosts (use --backend local)";
+constexpr char kHint[] = "; use --backend local (no root needed) or --backend sim";
+
+// The driver's reason in its output: the last line it printed itself, without
+// its prefix and its hint.
+std::string DriverReason(const std::string& output) {
+  std::string reason;
+  for (absl::string_view line : absl::StrSplit(output, '\n', absl::SkipWhitespace())) {
+    line = absl::StripAsciiWhitespace(line);
+    if (absl::ConsumePrefix(&line, kDriverPrefix)) reason = std::string(line);
+  }
+  if (reason.empty()) {
+    std::vector<absl::string_view> lines = absl::StrSplit(output, '\n', absl::SkipWhitespace());
+    if (!lines.empty()) reason = std::string(absl::StripAsciiWhitespace(lines.back()));
+  }
+  absl::string_view r = reason;
+  absl::ConsumeSuffix(&r, kDriverHint);
+  return std::string(r);
+}
+
+// Can Mininet start a host here? The driver's --probe (TOPO-46).
+absl::Status ProbeMininet(const std::string& driver) {
+  const std::vector<std::string> argv = {kMininetPython, driver, "--probe", MininetProbeTag()};
+  // The driver keeps its own deadline and then tears down (bounded); this
+  // outer limit only catches a driver that hangs. SIGTERM (its teardown) if
+  // the caller dies.
+  const CapturedRun probe =
+      RunCapturing(argv, kMininetProbeTimeout + absl::Seconds(30), absl::Seconds(10), SIGTERM);
+  if (probe.exit_code == 0) return absl::OkStatus();
+  std::string how;
+  if (probe.timed_out) {
+    how = absl::StrCat("did not finish within ",
+                       absl::FormatDuration(kMininetProbeTimeout + absl::Seconds(30)));
+  } else if (probe.signal != 0) {
+    how = absl::StrCat("was killed by signal ", probe.signal, " (", strsignal(probe.signal), ")");
+  } else {
+    how = absl::StrCat("exited with status ", probe.exit_code);
+  }
+  std::string reason = DriverReason(probe.output);
+  if (reason.empty()) reason = "the probe printed nothing";
+  return absl::FailedPreconditionError(
+      absl::StrCat("Mininet cannot start a host on this machine: ", reason, " (`",
+                   absl::StrJoin(argv, " "), "` ", how, ")", kHint));
+}
+
 }  // namespace
 
-absl::Status CheckMininetPrerequisites() {
-  const std::string hint = "; use --backend local (no root needed) or --backend sim";
+absl::Status CheckMininetPrerequisites(const std::string& driver_dir) {
+  const std::string hint = kHint;
   if (geteuid() != 0) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the mininet backend needs root (it creates network namespaces and veth links)", hint));
@@ -88,15 +150,32 @@ absl::Status CheckMininetPrerequisites() {
     return absl::FailedPreconditionError(
         absl::StrCat("mnexec (from the mininet package) is not on $PATH", hint));
   }
-  return absl::OkStatus();
+  const std::string driver = absl::StrCat(driver_dir, "/", kMininetDriver);
+  std::error_code ec;
+  if (!fs::is_regular_file(driver, ec)) {
+    return absl::NotFoundError(
+        absl::StrCat("the Mininet driver ", driver,
+                     " is missing (CMake copies emulator/mininet/qnet_mininet.py there)"));
+  }
+  return ProbeMininet(driver);
 }
 
-std::string MininetRunTag() {
-  static constexpr char kDigits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
-  std::string digits;
-  for (unsigned long v = static_cast<unsigned long>(getpid()); v > 0; v /= 36)
-    digits.insert(digits.begin(), kDigits[v % 36]);
-  return "q" + digits;
+std::string MininetRunTag() { return PidTag('q'); }
+std::string MininetProbeTag() { return PidTag('p'); }
+
+absl::Duration MininetStartupTimeout(const Topology& topology) {
+  return absl::Seconds(20) + absl::Milliseconds(500) * static_cast<int64_t>(topology.nodes.size()) +
+         absl::Milliseconds(250) * static_cast<int64_t>(topology.links.size());
+}
+
+absl::Status MininetStartupError(const std::string& out_dir) {
+  const std::string path = out_dir + "/logs/mininet-startup.txt";
+  std::string reason = DriverReason(TailOfFile(path, 1));
+  if (reason.empty()) {
+    reason = absl::StrCat("Mininet could not start the network (the driver exited with status ",
+                          kMininetStartupFailed, " and left no reason in ", path, ")");
+  }
+  return absl::FailedPreconditionError(absl::StrCat(reason, kHint));
 }
 
 std::string MininetNodeAddress(const Topology& topology, const std::string& node) {
@@ -215,6 +294,8 @@ absl::StatusOr<std::string> MininetPlanJson(const Topology& topology,
       {"out_dir", Str(settings.out_dir)},
       {"socket_path", Str(socket_path)},
       {"wall_timeout_s", Num(absl::ToDoubleSeconds(wall_timeout))},
+      {"startup_timeout_s", Num(absl::ToDoubleSeconds(MininetStartupTimeout(topology)))},
+      {"startup_failure_file", Str(settings.out_dir + "/logs/mininet-startup.txt")},
       {"duration_s", Num(topology.duration_s)},
       {"time_dilation", Num(topology.time_dilation)},
       {"qworld", Object({{"argv", Strings(qworld_argv)},
@@ -237,7 +318,7 @@ absl::StatusOr<std::string> MininetPlanJson(const Topology& topology,
 
 absl::Status RunMininet(const Topology& topology, const DaemonSettings& settings,
                         const DaemonPaths& daemons, absl::Duration wall_timeout, bool serve_keys) {
-  const std::string driver = SelfDir() + "/qnet_mininet.py";
+  const std::string driver = absl::StrCat(SelfDir(), "/", kMininetDriver);
   std::error_code ec;
   if (!fs::is_regular_file(driver, ec)) {
     return absl::NotFoundError(
@@ -271,13 +352,14 @@ absl::Status RunMininet(const Topology& topology, const DaemonSettings& settings
       !s.ok()) {
     return s;
   }
-  // The driver enforces the wall timeout itself; this outer limit only
-  // catches a driver that hangs, with time for its teardown.
+  // The driver enforces the start-up deadline and the wall timeout itself;
+  // this outer limit only catches a driver that hangs, with time for its
+  // teardown.
   const absl::Duration teardown = absl::Seconds(60);
+  const absl::Duration limit = MininetStartupTimeout(topology) + wall_timeout + teardown;
   // With --serve-keys the driver serves until Ctrl-C, which ends it with
   // status 0 once the run itself is over.
-  WaitResult r =
-      group.Wait(serve_keys ? absl::InfiniteFuture() : absl::Now() + wall_timeout + teardown);
+  WaitResult r = group.Wait(serve_keys ? absl::InfiniteFuture() : absl::Now() + limit);
   if (r.end == WaitEnd::kInterrupted || r.end == WaitEnd::kTimedOut) {
     ChildGroup::ClearInterrupt();  // a second Ctrl-C during teardown kills the driver
     group.Signal(SIGTERM);
@@ -288,8 +370,12 @@ absl::Status RunMininet(const Topology& topology, const DaemonSettings& settings
       return absl::CancelledError(absl::StrCat("interrupted by ", strsignal(r.interrupt_signal),
                                                "; the Mininet network was torn down"));
     }
-    return absl::DeadlineExceededError(absl::StrCat("the Mininet driver did not finish within ",
-                                                    absl::FormatDuration(wall_timeout + teardown)));
+    return absl::DeadlineExceededError(
+        absl::StrCat("the Mininet driver did not finish within ", absl::FormatDuration(limit)));
+  }
+  if (r.end == WaitEnd::kChildFailed && !r.failed->signaled &&
+      r.failed->exit_code == kMininetStartupFailed) {
+    return MininetStartupError(settings.out_dir);
   }
   if (r.end == WaitEnd::kChildFailed) {
     return absl::AbortedError(

@@ -2,10 +2,11 @@
 // node, one veth link per topology link, qworld in the root namespace; run by
 // the Python driver emulator/mininet/qnet_mininet.py on Mininet's own API.
 //
-// The launcher checks the prerequisites, writes OUT/plan.json (the whole run:
-// hosts, links with their /30 subnets and interface names, every command and
-// log path, limits) and runs `/usr/bin/python3 <dir of qnet>/qnet_mininet.py
-// OUT/plan.json` in a process group of its own. The driver tears everything
+// The launcher checks the prerequisites (the last of them a probe: the driver
+// starts one Mininet host and runs `true` in it), writes OUT/plan.json (the
+// whole run: hosts, links with their /30 subnets and interface names, every
+// command and log path, limits) and runs `/usr/bin/python3 <dir of
+// qnet>/qnet_mininet.py OUT/plan.json` in a process group of its own. The driver tears everything
 // down itself (also on SIGTERM, which the launcher forwards on Ctrl-C or on a
 // timeout); the launcher kills it only if it has not finished tearing down
 // after a grace period.
@@ -13,6 +14,12 @@
 // Plan (JSON object):
 //   tag            run tag; every host and interface name starts with it
 //   out_dir, socket_path, wall_timeout_s, duration_s, time_dilation
+//   startup_timeout_s     deadline for building the network (hosts, links,
+//                  addresses; MininetStartupTimeout); past it the driver tears
+//                  down what exists, prints what it was waiting for and exits
+//                  with kMininetStartupFailed (TOPO-47)
+//   startup_failure_file  OUT/logs/mininet-startup.txt: where the driver then
+//                  writes that line (MininetStartupError reads it)
 //   qworld         {argv: [...], log}
 //   nodes          [{name, host, argv: [...], log, trace}]
 //   links          [{name, a, b, subnet, a_ip, b_ip, a_intf, b_intf}]
@@ -46,15 +53,39 @@ namespace qnet::launcher {
 
 inline constexpr int kMininetPort = 7000;
 inline constexpr char kMininetPython[] = "/usr/bin/python3";
+inline constexpr char kMininetDriver[] = "qnet_mininet.py";
+// The driver's exit status when Mininet could not start the network (or the
+// probe's host) within the start-up deadline.
+inline constexpr int kMininetStartupFailed = 3;
+// How long the probe may take to start its host (the driver's PROBE_TIMEOUT_S).
+inline constexpr absl::Duration kMininetProbeTimeout = absl::Seconds(10);
 
 // OK when this process can run the mininet backend: root, network namespaces
 // (unshare(CLONE_NEWNET) and `ip netns list` work), Mininet importable by
-// /usr/bin/python3, and `mnexec` on $PATH. Otherwise the error says what is
-// missing and what to do.
-absl::Status CheckMininetPrerequisites();
+// /usr/bin/python3, `mnexec` on $PATH, and then the probe: `/usr/bin/python3
+// DRIVER_DIR/qnet_mininet.py --probe MininetProbeTag()` starts one Mininet
+// host, runs `true` in it and tears it down within kMininetProbeTimeout
+// (TOPO-46). Otherwise the error (FailedPrecondition; NotFound for a missing
+// driver) says what is missing and what to do; a failed probe gives "Mininet
+// cannot start a host on this machine: <the probe's reason>; use --backend
+// local ...". `driver_dir` is the folder of the driver: the qnet binary's
+// (tests pass the folder of QNET_BINARY).
+absl::Status CheckMininetPrerequisites(const std::string& driver_dir = SelfDir());
 
-// "q" + the launcher's pid in base 36: unique among concurrent runs.
+// "q" + the launcher's pid in base 36, five digits: unique among concurrent
+// runs; all tags have the same length, so that no tag + "n" is a prefix of
+// another run's host or interface names.
 std::string MininetRunTag();
+// The same with "p": the probe's host, which no run's name can clash with.
+std::string MininetProbeTag();
+
+// The start-up deadline a plan gets: 20 s + 0.5 s per node + 0.25 s per link.
+absl::Duration MininetStartupTimeout(const Topology& topology);
+
+// The error of a run whose driver exited with kMininetStartupFailed: the line
+// it wrote into OUT/logs/mininet-startup.txt (what it was waiting for), and
+// what to do instead.
+absl::Status MininetStartupError(const std::string& out_dir);
 
 // The plan as JSON (see above).
 absl::StatusOr<std::string> MininetPlanJson(const Topology& topology,

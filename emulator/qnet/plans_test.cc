@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "absl/strings/match.h"
@@ -178,6 +180,10 @@ TEST(MininetPlanTest, LinksGetSlash30SubnetsAndPeersDialAcrossThem) {
   const auto& f = plan.fields();
   EXPECT_EQ(f.at("tag").string_value(), "qabc");
   EXPECT_EQ(f.at("wall_timeout_s").number_value(), 40);
+  // TOPO-47: 20 s + 0.5 s per node + 0.25 s per link, and where the driver
+  // says what it was waiting for when that is not enough.
+  EXPECT_EQ(f.at("startup_timeout_s").number_value(), 20 + 3 * 0.5 + 2 * 0.25);
+  EXPECT_EQ(f.at("startup_failure_file").string_value(), "/out/logs/mininet-startup.txt");
   EXPECT_EQ(f.at("socket_path").string_value(), "/out/qworld.sock");
   EXPECT_THAT(Argv(f.at("qworld")),
               ElementsAre("/bin/qworld", "--topology", "/out/topology.xml", "--socket",
@@ -212,6 +218,35 @@ TEST(MininetPlanTest, TagIsShortAndStartsWithQ) {
   const std::string tag = MininetRunTag();
   EXPECT_EQ(tag[0], 'q');
   EXPECT_LE(tag.size(), 6u);
+  // Every tag has the same length (no tag + "n" is a prefix of another run's
+  // names), and the probe's differs from the run's of the same process.
+  const std::string probe = MininetProbeTag();
+  EXPECT_EQ(probe[0], 'p');
+  EXPECT_EQ(probe.size(), tag.size());
+  EXPECT_EQ(probe.substr(1), tag.substr(1));
+  EXPECT_EQ(tag.size(), 6u);
+}
+
+// TOPO-47: the driver's exit status 3 becomes an error naming the stage it
+// was waiting for, with what to do instead.
+TEST(MininetPlanTest, StartupFailureNamesWhatTheDriverWaitedFor) {
+  const std::string out = absl::StrCat(::testing::TempDir(), "/qnet_plans_startup_", getpid());
+  std::filesystem::create_directories(out + "/logs");
+  std::ofstream(out + "/logs/mininet-startup.txt")
+      << "Mininet could not start the network within 21 s: it was waiting for the shell of host "
+         "q00001n1 (mnexec in a new network namespace); this machine cannot run Mininet hosts "
+         "(use --backend local)\n";
+  absl::Status s = MininetStartupError(out);
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+  EXPECT_THAT(s.message(), HasSubstr("within 21 s: it was waiting for the shell of host q00001n1"));
+  EXPECT_THAT(s.message(), HasSubstr("use --backend local"));
+  EXPECT_THAT(std::string(s.message()), ::testing::Not(HasSubstr("(use --backend local)")));
+
+  std::filesystem::remove(out + "/logs/mininet-startup.txt");
+  s = MininetStartupError(out);
+  EXPECT_THAT(s.message(), HasSubstr("exited with status 3"));
+  EXPECT_THAT(s.message(), HasSubstr("use --backend local"));
+  std::filesystem::remove_all(out);
 }
 
 TEST(MininetPlanTest, WithoutRootThePrerequisiteCheckSaysWhatToDoInstead) {
