@@ -530,15 +530,14 @@ TEST(Net, NET_C_30a_IntermediateFoldsItsSwapIntoTheTrack) {
   EXPECT_EQ(CountDrops(Until(trace, end)), 0) << Dump(trace);
 }
 
-// NET-C-30a "[...] A Track naming a pair it holds but has not swapped yet, or
-// has not heard of yet, MUST wait (at most deliver_wait for one it has not
-// heard of, then NET-C-30b applies)." A pair whose BellMeasure is running is
-// held and not swapped yet: its Track must wait for the BellMeasureResult,
-// however long that takes (here 300 ms, above the 50 ms deliver_wait), and
-// then be forwarded; no ReleasePair. DISABLED: the node under test answers
-// such a Track with ReleasePair{tail_pair} ("no such pair at iut in time")
-// after deliver_wait and never forwards it (reported; enable once fixed).
-TEST(Net, DISABLED_NET_C_30a_TrackWaitsWhileTheBellMeasureRuns) {
+// NET-C-30a "[...] A Track naming a pair it holds but has not swapped yet
+// (held, or in a Bell measurement whose result has not come back), or has not
+// heard of yet, MUST wait (at most deliver_wait for one it has not heard of,
+// then NET-C-30b applies)." A pair whose BellMeasure is running is held and
+// not swapped yet: its Track must wait for the BellMeasureResult, however long
+// that takes (here 300 ms, above the 50 ms deliver_wait), and then be
+// forwarded; no ReleasePair.
+TEST(Net, NET_C_30a_TrackWaitsWhileTheBellMeasureRuns) {
   Intermediate m;
   QNET_START_MID(m);
   Harness& h = m.h();

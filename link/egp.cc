@@ -536,7 +536,7 @@ void Egp::ProcessSuccess(const QueuedHerald& queued, Time reference) {
   if (queued.bad_time) {
     problem = absl::StrCat("herald names time_ns ", *queued.bad_time,
                            ", more than a cycle after its arrival");
-  } else if (j >= asked || (herald.index() != 0 && herald.index() != j + 1)) {
+  } else if (j >= asked || herald.index() != j + 1) {
     problem = absl::StrCat("herald ", herald.index(), " is success ", j + 1, " of a batch of ",
                            asked, " pairs");
   } else if (herald.queue_id() != qid) {

@@ -208,17 +208,23 @@ TEST(EgpStreamTest, LINK_10_BiasedBasisChoice) {
 
 // LINK-37: a success herald whose index is not the next one of its batch is
 // a heralded success whose pair expires at both ends; the batch goes on.
+// (Index 0, the proto3 default of a herald that does not say its index, is
+// a wrong index too: PHYS-B18 numbers successes from 1.)
 TEST(EgpStreamTest, LINK_37_SuccessWithTheWrongIndexExpires) {
-  LinkHarness h(Config());
-  h.physics().MutateNextSuccess(true, [](physical::v1::Herald& herald) { herald.set_index(5); });
-  ASSERT_TRUE(h.a().Create(MeasureRequest("b", 10)).ok());
-  h.RunFor(absl::Milliseconds(5));
-  EXPECT_EQ(h.listener(true).oks.size(), 9u);
-  EXPECT_EQ(h.listener(false).oks.size(), 10u);  // delivered, then expired (LINK-14)
-  ASSERT_EQ(h.listener(true).ErrsWithCode(v1::ERROR_CODE_EXPIRED).size(), 1u);
-  ASSERT_EQ(h.listener(false).ErrsWithCode(v1::ERROR_CODE_EXPIRED).size(), 1u);
-  EXPECT_EQ(h.listener(false).ErrsWithCode(v1::ERROR_CODE_EXPIRED)[0].expired_from(), 1u);
-  EXPECT_TRUE(h.a().queue().empty());
+  for (uint32_t wrong : {5u, 0u}) {
+    SCOPED_TRACE(wrong);
+    LinkHarness h(Config());
+    h.physics().MutateNextSuccess(true,
+                                  [wrong](physical::v1::Herald& herald) { herald.set_index(wrong); });
+    ASSERT_TRUE(h.a().Create(MeasureRequest("b", 10)).ok());
+    h.RunFor(absl::Milliseconds(5));
+    EXPECT_EQ(h.listener(true).oks.size(), 9u);
+    EXPECT_EQ(h.listener(false).oks.size(), 10u);  // delivered, then expired (LINK-14)
+    ASSERT_EQ(h.listener(true).ErrsWithCode(v1::ERROR_CODE_EXPIRED).size(), 1u);
+    ASSERT_EQ(h.listener(false).ErrsWithCode(v1::ERROR_CODE_EXPIRED).size(), 1u);
+    EXPECT_EQ(h.listener(false).ErrsWithCode(v1::ERROR_CODE_EXPIRED)[0].expired_from(), 1u);
+    EXPECT_TRUE(h.a().queue().empty());
+  }
 }
 
 }  // namespace

@@ -415,6 +415,51 @@ TEST(CircuitLinkErrors, NET_C_30a_TrackWaitsForALateOkThenGivesUp) {
   ExpectMemoriesFree(w);
 }
 
+// NET-C-30a: a Track that reaches an intermediate while the Bell measurement
+// of the pair it names is still running (its result later than deliver_wait)
+// waits for the result instead of giving the pair up: nothing is lost.
+TEST(CircuitLinkErrors, NET_C_30a_TrackWaitsForASlowBellMeasurement) {
+  CircuitWorld w(CircuitWorld::Chain(2, 0.2, absl::Microseconds(10)));
+  w.device("n1").set_bsm_delay(absl::Milliseconds(80));  // deliver_wait is 50 ms
+  w.Start();
+  const CircuitKey key = Open(w, "n0", "n2");
+  ASSERT_TRUE(w.RunUntil([&] { return w.listener("n2").pairs.size() >= 10; }, absl::Seconds(3)));
+  EXPECT_TRUE(w.listener("n0").expired.empty());
+  EXPECT_EQ(w.layer("n1").stats().drops, 0u);
+  ExpectConsistentSoFar(w.listener("n0"), w.listener("n2"), key);
+  const std::vector<uint64_t> seqs = w.listener("n2").Seqs(key);
+  for (size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(seqs[i], i + 1);
+}
+
+// NET-C-26, NET-C-38b: a discarding Track that reaches the head before the OK
+// of the pair it names makes that OK free its pair when it comes; the head's
+// side is not held for ever, so the depth-1 circuit goes on delivering.
+TEST(CircuitLinkErrors, NET_C_38b_DiscardBeforeTheHeadsOkFreesThePairLater) {
+  CircuitWorld::Config config = CircuitWorld::Chain(2, 0.2, absl::Microseconds(10));
+  config.frame_delay = absl::Microseconds(50);
+  CircuitWorld w(config);
+  w.Start();
+  const CircuitKey key = Open(w, "n0", "n2");
+  ASSERT_TRUE(w.RunUntil([&] { return w.listener("n2").pairs.size() >= 5; }, absl::Seconds(1)));
+  const uint64_t drops = w.layer("n0").stats().drops;
+  // n0 hears its next 30 l0 pairs 20 ms late; of the next 4 l1 pairs, those
+  // n1 swapped before they expired send a discarding Track that overtakes
+  // n0's OK (those n1 still held unswapped are just freed there).
+  w.link("l0").DelayNextOks(/*side=*/0, 30, absl::Milliseconds(20));
+  w.link("l1").ExpireNextPairs(4, /*ok_side=*/0);
+  const size_t before = w.listener("n2").pairs.size();
+  ASSERT_TRUE(
+      w.RunUntil([&] { return w.listener("n2").pairs.size() >= before + 40; }, absl::Seconds(2)))
+      << "the head's side stayed held";
+  // Each late OK whose pair was discarded before it came is freed on arrival.
+  EXPECT_GE(w.layer("n0").stats().drops, drops + 1);
+  EXPECT_TRUE(w.listener("n0").expired.empty());
+  ExpectConsistentSoFar(w.listener("n0"), w.listener("n2"), key);
+  w.layer("n0").CloseCircuit(key, "done");
+  w.sim().RunUntil(w.sim().Now() + absl::Milliseconds(1));
+  ExpectMemoriesFree(w);
+}
+
 // NET-C-26: a link pair that expires after the intermediate swapped it loses
 // the end-to-end pair it went into: a discarding Track frees the head's half
 // (PairDiscarded "expired"), a ReleasePair the tail's; nothing leaks and the

@@ -381,7 +381,7 @@ void PairStream::HandleTrack(const std::string& neighbour, const v1::Track& trac
   Circuit* c = table_->FindFrom(neighbour, track.circuit(), /*from_downstream=*/true, "Track");
   if (c == nullptr) return;
   const double product = track.fidelity_product();
-  if (c->tail || track.pair().origin().empty() || track.pair().sequence() == 0 ||
+  if (track.pair().origin().empty() || track.pair().sequence() == 0 ||
       (!track.discard() && (track.tail_pair().origin().empty() ||
                             track.tail_pair().sequence() == 0)) ||
       BellIndex(track.bell()) < 0 || !(product >= 0.0 && product <= 1.0)) {  // NET-C-62
@@ -409,16 +409,24 @@ void PairStream::ProcessTrack(Circuit& c, v1::Track track) {
       c.down_pairs.erase(h);
       return Complete(c, std::move(pair), &track);  // NET-C-31
     }
-    if (track.discard()) return;  // nothing of it here
+    if (track.discard()) {
+      // NET-C-26: the end-to-end pair is lost; h, if its OK is still on its
+      // way, is freed when it comes (NET-C-38b) instead of held for ever.
+      MarkLost(c, track.pair());
+      return;
+    }
     if (c.lost.contains(p)) return ReleaseDownstream(c, track, "expired at the head");
     return Park(c, std::move(track), /*known=*/false);
   }
   auto memo = c.swaps.find(p);
   if (memo == c.swaps.end()) {
-    const bool held = std::any_of(c.down_pairs.begin(), c.down_pairs.end(),
-                                  [&](const LinkPair& l) { return KeyOf(l.id) == p; });
-    if (held) return Park(c, std::move(track), /*known=*/true);
-    if (track.discard()) return;
+    // NET-C-30a: held, or in a Bell measurement whose result has not come:
+    // wait for the swap.
+    if (HoldsUnswapped(c, p)) return Park(c, std::move(track), /*known=*/true);
+    if (track.discard()) {
+      MarkLost(c, track.pair());  // as at the head: a late OK finds no use
+      return;
+    }
     if (c.lost.contains(p)) return ReleaseDownstream(c, track, "expired");
     return Park(c, std::move(track), /*known=*/false);
   }
@@ -437,6 +445,16 @@ void PairStream::ProcessTrack(Circuit& c, v1::Track track) {
   track.set_fidelity_product(track.fidelity_product() * WernerClamped(m.downstream_fidelity));
   *track.mutable_pair() = m.upstream;
   SendTrack(c, std::move(track));
+}
+
+bool PairStream::HoldsUnswapped(const Circuit& c, const PairKey& p) const {
+  if (std::any_of(c.down_pairs.begin(), c.down_pairs.end(),
+                  [&](const LinkPair& l) { return KeyOf(l.id) == p; })) {
+    return true;
+  }
+  return std::any_of(swaps_.begin(), swaps_.end(), [&](const auto& entry) {
+    return entry.second.key == c.key && KeyOf(entry.second.down.id) == p;
+  });
 }
 
 void PairStream::Park(Circuit& c, v1::Track track, bool known) {
@@ -474,8 +492,7 @@ void PairStream::ServeParked(const CircuitKey& key) {
   // Tracks whose pair has come (the head), or whose wait is over.
   std::vector<v1::Track> ready, late;
   for (auto it = c->parked.begin(); it != c->parked.end();) {
-    const bool here = std::any_of(c->down_pairs.begin(), c->down_pairs.end(),
-                                  [&](const LinkPair& l) { return KeyOf(l.id) == it->first; });
+    const bool here = HoldsUnswapped(*c, it->first);
     if (here && c->head) {
       ready.push_back(std::move(it->second.track));
     } else if (here) {

@@ -56,6 +56,9 @@ class PairStream {
   // its pair is swapped or heard of (NET-C-30a, NET-C-31).
   void ProcessTrack(Circuit& c, v1::Track track);
   void Park(Circuit& c, v1::Track track, bool known);
+  // The downstream pair `p` is held here, or in a Bell measurement whose
+  // result has not come yet (NET-C-30a).
+  bool HoldsUnswapped(const Circuit& c, const PairKey& p) const;
   void ServeParked(const CircuitKey& key);
   void ArmParkTimer(Circuit& c);
   // The Track's pair is not here: free the tail's half (NET-C-30b).

@@ -68,14 +68,19 @@ bool ConnectionSummarizer::Record(const std::string& file_node, const v1::TraceR
       Circuit& c = CircuitOf(e.circuit(), t);
       if (c.path.empty()) c.path.assign(e.path().begin(), e.path().end());
       const int64_t delivered = e.delivered_ns() != 0 ? static_cast<int64_t>(e.delivered_ns()) : t;
+      Measured m;
+      m.measured = e.measured();
+      m.basis = e.basis();
+      m.result = e.result();
       if (e.role() == "head") {
         HeadPair p;
         p.delivered_ns = delivered;
         p.estimated_fidelity = e.estimated_fidelity();
         p.label = e.label().empty() ? absl::StrCat(e.circuit(), "/", e.seq()) : e.label();
+        p.measured = m;
         c.head_pairs.try_emplace(e.seq(), std::move(p));
       } else if (e.role() == "tail") {
-        c.tail_pairs.try_emplace(e.seq(), delivered);
+        c.tail_pairs.try_emplace(e.seq(), TailPair{delivered, m});
       }
       return true;
     }
@@ -170,6 +175,8 @@ void ConnectionSummarizer::FinishConnection(int index, v1::ConnectionSummary* ou
     int64_t head_ns;
     const HeadPair* pair;
   };
+  // RES-29, indexed by physical.v1.Basis (X 1, Y 2, Z 3).
+  uint32_t same_basis[4] = {0, 0, 0, 0}, disagree[4] = {0, 0, 0, 0};
   std::vector<Delivered> delivered;
   std::vector<int64_t> head_times;  // every head delivery, for latency (RES-25)
   uint32_t one_end = 0, in_flight = 0, expiries = 0, swaps = 0;
@@ -191,9 +198,17 @@ void ConnectionSummarizer::FinishConnection(int index, v1::ConnectionSummary* ou
     for (const auto& [seq, p] : c->head_pairs) {
       head_times.push_back(p.delivered_ns);
       if (c->expired.contains(seq)) continue;
-      if (c->tail_pairs.contains(seq)) {  // RES-22: delivered at both ends
+      if (auto tail = c->tail_pairs.find(seq); tail != c->tail_pairs.end()) {  // RES-22
         delivered.push_back({p.delivered_ns, &p});
         ++circuit_pairs;
+        const Measured& h = p.measured;
+        const Measured& t = tail->second.measured;
+        if (h.measured && t.measured && h.basis == t.basis && h.basis >= 1 && h.basis <= 3) {
+          ++same_basis[h.basis];
+          // RES-29: the PHI_PLUS frame: equal in X and Z, opposite in Y.
+          const bool equal = h.result == t.result;
+          if (equal == (h.basis == physical::v1::BASIS_Y)) ++disagree[h.basis];
+        }
       } else if (seq > last_tail_seq && !c->tail_down && c->down_ns < 0) {
         ++in_flight;  // RES-28: the Deliver was still on its way when the run ended
       } else {
@@ -217,6 +232,18 @@ void ConnectionSummarizer::FinishConnection(int index, v1::ConnectionSummary* ou
   out->set_pairs_in_flight(in_flight);
   out->set_expiries(expiries);
   out->set_swaps(swaps);
+  auto qber = [&](int basis) {
+    return same_basis[basis] > 0 ? static_cast<double>(disagree[basis]) / same_basis[basis] : 0.0;
+  };
+  out->set_measured_pairs_x(same_basis[physical::v1::BASIS_X]);
+  out->set_measured_pairs_y(same_basis[physical::v1::BASIS_Y]);
+  out->set_measured_pairs_z(same_basis[physical::v1::BASIS_Z]);
+  out->set_qber_errors_x(disagree[physical::v1::BASIS_X]);
+  out->set_qber_errors_y(disagree[physical::v1::BASIS_Y]);
+  out->set_qber_errors_z(disagree[physical::v1::BASIS_Z]);
+  out->set_qber_x(qber(physical::v1::BASIS_X));
+  out->set_qber_y(qber(physical::v1::BASIS_Y));
+  out->set_qber_z(qber(physical::v1::BASIS_Z));
   for (const auto& [reason, n] : discards) {
     v1::CountByReason* c = out->add_discards();
     c->set_reason(reason);

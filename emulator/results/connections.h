@@ -35,10 +35,21 @@ class ConnectionSummarizer {
   void Finish(v1::Summary* summary);
 
  private:
+  // A measure circuit's end reports its basis and result (RES-29).
+  struct Measured {
+    bool measured = false;
+    int basis = 0;  // physical.v1.Basis
+    uint32_t result = 0;
+  };
   struct HeadPair {
     int64_t delivered_ns = 0;
     double estimated_fidelity = 0;
     std::string label;
+    Measured measured;
+  };
+  struct TailPair {
+    int64_t delivered_ns = 0;
+    Measured measured;
   };
   struct Circuit {
     std::string key;  // "<head>/<number>"
@@ -51,7 +62,7 @@ class ConnectionSummarizer {
     bool tail_down = false;
     uint32_t swaps = 0;
     std::map<uint64_t, HeadPair> head_pairs;  // by seq
-    std::map<uint64_t, int64_t> tail_pairs;   // seq -> delivered_ns at the tail
+    std::map<uint64_t, TailPair> tail_pairs;  // by seq
     std::set<uint64_t> expired;
     std::map<std::string, uint64_t> discards;
     int connection = -1;  // index into topology.connections

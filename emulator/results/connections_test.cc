@@ -71,6 +71,20 @@ class Folder {
     e->set_label(absl::StrCat(key, "/", seq));
     Add(node, t, r);
   }
+  // A measure circuit's endPair: basis and result instead of a qubit.
+  void MeasuredPair(const std::string& node, int64_t t, const std::string& key, uint64_t seq,
+                    bool head, physical::v1::Basis basis, uint32_t result) {
+    v1::TraceRecord r;
+    auto* e = r.mutable_end_pair();
+    e->set_circuit(key);
+    e->set_seq(seq);
+    e->set_role(head ? "head" : "tail");
+    e->set_delivered_ns(static_cast<uint64_t>(t));
+    e->set_measured(true);
+    e->set_basis(basis);
+    e->set_result(result);
+    Add(node, t, r);
+  }
   void Swap(const std::string& node, int64_t t, const std::string& key) {
     v1::TraceRecord r;
     r.mutable_swap_event()->set_circuit(key);
@@ -261,6 +275,56 @@ TEST(ConnectionSummaryTest, CircuitsOfTwinConnectionsAreToldApartByTime) {
   ASSERT_EQ(y.circuits_size(), 1);
   EXPECT_EQ(y.circuits(0).circuit(), "a/2");
   EXPECT_EQ(y.reroutes(), 0u);
+}
+
+// RES-29: a measure connection's QBER per basis from the two ends' results:
+// pairs in different bases do not count, X and Z must agree, Y must differ,
+// and a pair delivered at one end only is not a sample.
+TEST(ConnectionSummaryTest, MeasureConnectionQberPerBasis) {
+  const Topology topology = Load(R"(<network duration-s="2">
+  <hardware name="hw"/>
+  <node name="a" hardware="hw"/>
+  <node name="b" hardware="hw"/>
+  <link name="ab" a="a" b="b" length-km="1" scheme="werner" p-success="0.1"/>
+  <connection name="m" from="a" to="b" type="measure" basis="xyz"/>
+</network>)");
+  using physical::v1::BASIS_X;
+  using physical::v1::BASIS_Y;
+  using physical::v1::BASIS_Z;
+  Folder f("qber");
+  f.Circuit("a", 1 * kMs, "a/1", true, {"a", "b"});
+  struct P {
+    physical::v1::Basis head_basis, tail_basis;
+    uint32_t head, tail;
+  };
+  const std::vector<P> pairs = {
+      {BASIS_Z, BASIS_Z, 0, 0}, {BASIS_Z, BASIS_Z, 1, 0},  // Z: 1 error in 2
+      {BASIS_X, BASIS_X, 1, 1}, {BASIS_X, BASIS_X, 0, 0},  // X: 0 in 2
+      {BASIS_X, BASIS_X, 1, 1},                            //
+      {BASIS_Y, BASIS_Y, 0, 1}, {BASIS_Y, BASIS_Y, 1, 1},  // Y: 1 in 2
+      {BASIS_Z, BASIS_X, 0, 1},                            // bases differ: no sample
+  };
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    const int64_t t = static_cast<int64_t>(10 + i) * kMs;
+    f.MeasuredPair("a", t, "a/1", i + 1, true, pairs[i].head_basis, pairs[i].head);
+    f.MeasuredPair("b", t, "a/1", i + 1, false, pairs[i].tail_basis, pairs[i].tail);
+  }
+  f.MeasuredPair("a", 30 * kMs, "a/1", 20, true, BASIS_Z, 1);  // the tail never had it
+  f.Circuit("a", 40 * kMs, "a/1", false, {"a", "b"}, "CIRCUIT_ERROR_CLOSED");
+  f.Close();
+  absl::StatusOr<v1::Summary> s = Summarize(topology, f.dir(), "sim");
+  ASSERT_TRUE(s.ok()) << s.status();
+  const v1::ConnectionSummary& m = s->connections(0);
+  EXPECT_EQ(m.pairs(), 8u);
+  EXPECT_EQ(m.pairs_one_end(), 1u);
+  EXPECT_EQ(m.measured_pairs_z(), 2u);
+  EXPECT_EQ(m.qber_errors_z(), 1u);
+  EXPECT_DOUBLE_EQ(m.qber_z(), 0.5);
+  EXPECT_EQ(m.measured_pairs_x(), 3u);
+  EXPECT_EQ(m.qber_errors_x(), 0u);
+  EXPECT_EQ(m.measured_pairs_y(), 2u);
+  EXPECT_EQ(m.qber_errors_y(), 1u);
+  EXPECT_THAT(RenderReport(*s), HasSubstr("m: QBER Z 50.00% (1/2), X 0.00% (0/3), Y 50.00% (1/2)"));
 }
 
 // RES-31, RES-32: the result files of an app's two programs (NAME.json and

@@ -90,6 +90,11 @@ std::string Connections(const v1::Summary& s) {
     }
     if (c.discards_size() > 0)
       absl::StrAppend(&notes, c.name(), ": discards ", Counts(c.discards()), "\n");
+    std::vector<std::string> qber;  // RES-29
+    if (c.measured_pairs_z() > 0) qber.push_back(Qber("Z", c.qber_errors_z(), c.measured_pairs_z()));
+    if (c.measured_pairs_x() > 0) qber.push_back(Qber("X", c.qber_errors_x(), c.measured_pairs_x()));
+    if (c.measured_pairs_y() > 0) qber.push_back(Qber("Y", c.qber_errors_y(), c.measured_pairs_y()));
+    if (!qber.empty()) absl::StrAppend(&notes, c.name(), ": QBER ", absl::StrJoin(qber, ", "), "\n");
     if (c.pairs_in_flight() > 0) {
       absl::StrAppend(&notes, c.name(), ": ", c.pairs_in_flight(),
                       " pair(s) still on their way to the tail at the end\n");
